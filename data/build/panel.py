@@ -1,0 +1,158 @@
+"""The rebuilt country-year panel, 2001-2014: one row per COW state-year.
+
+Steps
+1. Start from every COW state-year (covariates.csv: the state system, democracy,
+   capabilities, GDP/population, distance to Kabul).
+2. Troops in Afghanistan (troops_country_year.csv). A state-year that no source lists gets
+   ``troops_afghanistan = 0`` with ``troops_listed = false``: both sources enumerate every
+   contributing nation, so absence from them means no troops, not an unknown figure.
+3. Active armed forces (armed_forces.csv) and the outcomes: ``share`` = troops / armed
+   forces (undefined where armed forces are missing or 0), troops per GDP and per capita.
+4. Casualties (casualties.csv): the source lists 28 nations; an unlisted state had none,
+   except the states with known deaths but no column there (``CASUALTIES_UNKNOWN``),
+   which stay missing.
+5. US alliance ties (us_alliance_membership.csv), UN agreement counts, ideal points.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from allypot.data.schema import Column, ExclusionLog, TableSchema, read_table, sha256_file, write_table
+
+# States with coalition deaths in Afghanistan (one each per Wikipedia's ISAF tally, raw
+# afghanistan/SOURCES.md) but no column in afghan_casualties.csv: Belgium, Bulgaria,
+# Croatia, Montenegro. Their casualty counts are unknown, not zero.
+CASUALTIES_UNKNOWN = {211, 355, 344, 341}
+
+PANEL_SCHEMA = TableSchema(
+    name="panel",
+    description=(
+        "Rebuilt country-year panel 2001-2014, one row per COW state-year (the US flagged). "
+        "Outcome: share of active armed forces in Afghanistan (ISAF + OEF)."
+    ),
+    key=("ccode", "year"),
+    columns=(
+        Column("ccode", "int", "COW state code", nullable=False),
+        Column("year", "int", "calendar year", unit="year", nullable=False, min=1990, max=2030),
+        Column("stateabb", "str", "COW state abbreviation", source="COW"),
+        Column("us", "bool", "the row is the United States (coalition leader)", nullable=False),
+        Column("troops_afghanistan", "float", "troops in Afghanistan (ISAF + OEF); 0 when no source lists the state",
+               unit="persons", source="NATO placemats, IISS Military Balance", min=0),
+        Column("troops_isaf", "float", "ISAF troops, from the source chosen by the build rules", unit="persons", min=0),
+        Column("troops_oef", "float", "OEF troops in Afghanistan (IISS)", unit="persons", min=0),
+        Column("troops_listed", "bool", "a source lists the state in Afghanistan that year", nullable=False),
+        Column("troops_source", "str", "placemat date or IISS edition behind the troop figure"),
+        Column("armed_forces", "int", "active armed forces", unit="persons", source="IISS; COW milper fallback", min=0),
+        Column("armed_forces_source", "str", "IISS edition or cow_milper"),
+        Column("armed_forces_fallback", "bool", "armed forces from the COW milper fallback"),
+        Column("share", "float", "troops in Afghanistan / active armed forces", unit="proportion", min=0, max=1),
+        Column("troops_per_gdp", "float", "troops per billion of GDP", unit="persons per bn 2017 int. $ PPP", min=0),
+        Column("troops_per_capita", "float", "troops per million population", unit="persons per million", min=0),
+        Column("casualties", "float", "coalition military deaths in Afghanistan that year", unit="persons",
+               source="afghan_casualties.csv (CPASS)", min=0),
+        Column("casualties_cum", "float", "deaths since 2001, this year included", unit="persons", min=0),
+        Column("polity2", "float", "Polity5 polity2", unit="-10..10", source="isard cw_democracy", min=-10, max=10),
+        Column("v2x_polyarchy", "float", "V-Dem electoral democracy", unit="0..1", source="isard cw_democracy", min=0, max=1),
+        Column("cinc", "float", "COW composite index of national capability", unit="share of system", min=0, max=1),
+        Column("gdp", "float", "real GDP (latent estimate, posterior mean)", unit="millions of 2017 int. $ PPP",
+               source="isard cw_gdppop (Fariss et al.)", min=0),
+        Column("gdp_per_capita", "float", "real GDP per capita (separate series)", unit="2011 int. $ PPP", min=0),
+        Column("population", "float", "population (latent estimate, posterior mean)", unit="millions", min=0),
+        Column("dist_kabul_km", "float", "great-circle distance capital-Kabul", unit="km", min=0),
+        Column("us_ally", "bool", "shares at least one ATOP alliance with the US that year", nullable=False),
+        Column("n_us_alliances", "int", "number of ATOP alliances shared with the US that year", min=0),
+        Column("un_votes", "int", "UNGA roll calls both the state and the US voted on", unit="votes", min=0),
+        Column("un_agree", "int", "of those, votes identical to the US vote", unit="votes", min=0),
+        Column("un_agreement_share", "float", "un_agree / un_votes", unit="proportion", min=0, max=1),
+        Column("ideal_point", "float", "Bailey-Strezhnev-Voeten ideal point", source="IdealpointestimatesAll_Jun2024"),
+        Column("us_ideal_point", "float", "US ideal point, same year"),
+        Column("ideal_distance", "float", "|ideal_point - us_ideal_point|", min=0),
+    ),
+    row_checks=(
+        ("un_agree exceeds un_votes", lambda d: d["un_agree"] > d["un_votes"]),
+    ),
+)
+
+INPUT_TABLES = ("covariates", "troops_country_year", "armed_forces", "casualties", "us_alliance_membership",
+                "un_agreement", "ideal_points")
+
+
+def build_panel(tables: dict[str, pd.DataFrame], log: ExclusionLog) -> pd.DataFrame:
+    """Join the component tables onto the COW state-year skeleton."""
+    key = ["ccode", "year"]
+    panel = tables["covariates"][key + ["stateabb", "us", "polity2", "v2x_polyarchy", "cinc", "gdp",
+                                        "gdp_per_capita", "population", "dist_kabul_km"]].copy()
+    skeleton = set(zip(panel["ccode"], panel["year"]))
+
+    troops = tables["troops_country_year"]
+    outside = ~pd.Series([k in skeleton for k in zip(troops["ccode"], troops["year"])], index=troops.index)
+    log.exclude("troops_country_year.csv", "nation-year not a COW state-year 2001-2014", troops[outside], ["ccode", "year"])
+    panel = panel.merge(troops[~outside], on=key, how="left")
+    panel["troops_listed"] = panel["troops_afghanistan"].notna()
+    panel["troops_afghanistan"] = panel["troops_afghanistan"].fillna(0.0)
+
+    panel = panel.merge(tables["armed_forces"], on=key, how="left")
+    forces = panel["armed_forces"].astype("float64")
+    troops_f = panel["troops_afghanistan"].astype("float64")
+    panel["share"] = (troops_f / forces).where(forces > 0)
+    over = panel["share"] > 1
+    if over.any():
+        raise ValueError(
+            "troops exceed armed forces for " + ", ".join(f"{c}/{y}" for c, y in panel.loc[over, key].itertuples(index=False))
+        )
+    panel["troops_per_gdp"] = (troops_f / (panel["gdp"] / 1000.0)).where(panel["gdp"] > 0)
+    panel["troops_per_capita"] = (troops_f / panel["population"]).where(panel["population"] > 0)
+
+    cas = tables["casualties"]
+    panel = panel.merge(cas, on=key, how="left")
+    listed = set(cas["ccode"])
+    unlisted = ~panel["ccode"].isin(listed) & ~panel["ccode"].isin(CASUALTIES_UNKNOWN)
+    panel.loc[unlisted, ["casualties", "casualties_cum"]] = 0.0
+
+    membership = tables["us_alliance_membership"]
+    counts = membership.groupby(key).size().rename("n_us_alliances").reset_index()
+    panel = panel.merge(counts, on=key, how="left")
+    panel["n_us_alliances"] = panel["n_us_alliances"].fillna(0).astype("Int64")
+    panel["us_ally"] = panel["n_us_alliances"] > 0
+
+    agreement = tables["un_agreement"].rename(columns={"n_votes": "un_votes", "n_agree": "un_agree"})
+    panel = panel.merge(agreement, on=key, how="left")
+    panel["un_agreement_share"] = panel["un_agree"] / panel["un_votes"]
+    ideal = tables["ideal_points"][key + ["ideal_point", "us_ideal_point", "ideal_distance"]]
+    panel = panel.merge(ideal, on=key, how="left")
+    for column in ("share", "polity2", "un_votes", "ideal_point", "gdp", "dist_kabul_km"):
+        missing = panel[panel[column].isna()]
+        log.exclude("panel.csv", f"{column} missing (kept as an empty cell)", missing, ["ccode", "year"])
+    return panel[PANEL_SCHEMA.column_names]
+
+
+def write_panel(tables_dir: Path, out_dir: Path, log: ExclusionLog) -> Path:
+    from allypot.data.catalog import SCHEMAS
+
+    tables = {name: read_table(Path(tables_dir) / f"{name}.csv", SCHEMAS[name]) for name in INPUT_TABLES}
+    panel = build_panel(tables, log)
+    sources = {f"data/tables/{n}.csv": sha256_file(Path(tables_dir) / f"{n}.csv") for n in INPUT_TABLES}
+    path = Path(out_dir) / "panel.csv"
+    write_table(panel, path, PANEL_SCHEMA, sources)
+    return path
+
+
+def coverage_by_year(panel: pd.DataFrame) -> pd.DataFrame:
+    """Per year: states, states with troops > 0 (US excluded and included), defined shares."""
+    us = panel["us"].astype(bool)
+    others = panel[~us].groupby("year")
+    us_troops = panel[us].set_index("year")["troops_afghanistan"]
+    table = pd.DataFrame({
+        "states": others.size(),
+        "contributors": others["troops_afghanistan"].apply(lambda s: int((s > 0).sum())),
+        "share_defined": others["share"].apply(lambda s: int(s.notna().sum())),
+        "troops_excl_us": others["troops_afghanistan"].sum().round().astype(int),
+        "troops_us": us_troops.round().astype(int),
+        "armed_forces_fallback": others["armed_forces_fallback"].apply(lambda s: int(s.fillna(False).astype(bool).sum())),
+    })
+    table.index.name = "year"
+    return table

@@ -1,0 +1,144 @@
+"""Run configuration: one TOML file describes one analysis.
+
+The whole file is validated before anything runs: unknown keys and bad values are all
+reported together with their key paths. The resolved config (defaults filled in, priors
+merged) is what a run saves, so a run folder alone says exactly what was fitted.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import tomllib
+from pathlib import Path
+
+from allypot.models.compose import ModelOptions
+from allypot.models.contribution import FAMILIES
+from allypot.models.dyad_depth import AGGREGATIONS
+from allypot.models.inputs import OUTCOMES, SPECIFICATIONS
+from allypot.models.potential import PROJECTIONS
+from allypot.models.preference import MEASURES
+from allypot.priors import PriorConfigError, load_priors, priors_to_dict
+
+MODES = ("joint", "cut", "plugin")
+BACKENDS = ("nutpie", "numpyro", "pymc")
+
+DEFAULTS: dict = {
+    "run": {"name": "run", "seed": 20011007, "description": ""},
+    "data": {"tables_dir": "", "panel": "panel.csv", "outcome": "share", "first_year": 2001, "last_year": 2014},
+    "model": {
+        "mode": "joint",
+        "specification": "political",
+        "family": "gaussian",
+        "preference": "agreement",
+        "projection": "linear",
+        "depth_aggregation": "max",
+        "softmax_temperature": 0.05,
+        "year_effects": True,
+        "country_effects": "auto",
+    },
+    "sampler": {"backend": "nutpie", "chains": 4, "draws": 1000, "tune": 1000, "target_accept": 0.9},
+    "cut": {"measurement_draws": 40, "draws_per_fit": 250, "tune_per_fit": 500},
+    "priors": {},
+}
+
+CHOICES = {
+    ("model", "mode"): MODES,
+    ("model", "specification"): tuple(SPECIFICATIONS),
+    ("model", "family"): FAMILIES,
+    ("model", "preference"): MEASURES,
+    ("model", "projection"): PROJECTIONS,
+    ("model", "depth_aggregation"): AGGREGATIONS,
+    ("sampler", "backend"): BACKENDS,
+    ("data", "outcome"): OUTCOMES,
+}
+POSITIVE_INTS = [("sampler", "chains"), ("sampler", "draws"), ("sampler", "tune"),
+                 ("cut", "measurement_draws"), ("cut", "draws_per_fit"), ("cut", "tune_per_fit")]
+
+
+class ConfigError(ValueError):
+    """A run config is invalid; the message lists every problem with its key path."""
+
+
+def _suggest(key: str, known) -> str:
+    close = difflib.get_close_matches(key, list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def resolve_config(user: dict, source: str = "<config>") -> dict:
+    """Merge a user config over the defaults, validate it, and resolve the priors."""
+    errors: list[str] = []
+    config = copy.deepcopy(DEFAULTS)
+    for section, values in user.items():
+        if section not in DEFAULTS:
+            errors.append(f"{section}: unknown section{_suggest(section, DEFAULTS)}")
+            continue
+        if section == "priors":
+            config["priors"] = values
+            continue
+        if not isinstance(values, dict):
+            errors.append(f"{section}: expected a table")
+            continue
+        for key, value in values.items():
+            if key not in DEFAULTS[section]:
+                errors.append(f"{section}.{key}: unknown key{_suggest(key, DEFAULTS[section])}")
+            else:
+                config[section][key] = value
+    for (section, key), allowed in CHOICES.items():
+        if config[section][key] not in allowed:
+            errors.append(f"{section}.{key} = {config[section][key]!r}: choose one of {list(allowed)}")
+    for section, key in POSITIVE_INTS:
+        value = config[section][key]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            errors.append(f"{section}.{key} = {value!r}: must be a positive integer")
+    if not isinstance(config["run"]["seed"], int):
+        errors.append(f"run.seed = {config['run']['seed']!r}: must be an integer")
+    ta = config["sampler"]["target_accept"]
+    if not (isinstance(ta, float) and 0.5 <= ta < 1.0):
+        errors.append(f"sampler.target_accept = {ta!r}: must be a number in [0.5, 1)")
+    if config["model"]["country_effects"] not in ("auto", True, False):
+        errors.append("model.country_effects: must be true, false or \"auto\"")
+    try:
+        priors = load_priors(config["priors"])
+    except PriorConfigError as err:
+        errors.append(str(err))
+        priors = None
+    if errors:
+        raise ConfigError(f"{source}: invalid config\n  - " + "\n  - ".join(errors))
+    if config["model"]["country_effects"] == "auto":
+        # published specs: country effects only in the fixed-effects specification
+        config["model"]["country_effects"] = SPECIFICATIONS[config["model"]["specification"]]["country_effects"]
+    config["priors"] = priors_to_dict(priors)
+    return config
+
+
+def load_config(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: config file not found")
+    with open(path, "rb") as fh:
+        try:
+            user = tomllib.load(fh)
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(f"{path}: not valid TOML: {err}") from None
+    return resolve_config(user, source=str(path))
+
+
+def model_options(config: dict) -> ModelOptions:
+    m = config["model"]
+    return ModelOptions(
+        family=m["family"],
+        preference=m["preference"],
+        projection=m["projection"],
+        depth_aggregation=m["depth_aggregation"],
+        softmax_temperature=float(m["softmax_temperature"]),
+        country_effects=bool(m["country_effects"]),
+        year_effects=bool(m["year_effects"]),
+    )
+
+
+def priors_from_config(config: dict):
+    """The resolved priors of a config (already merged, so no overrides are applied again)."""
+    from allypot.priors import Prior
+
+    return {c: {p: Prior.from_dict(spec) for p, spec in params.items()} for c, params in config["priors"].items()}

@@ -1,0 +1,117 @@
+"""The three ways to estimate the alliance-potential effect.
+
+- ``joint``: one posterior over Parts A-D; measurement uncertainty and the outcome's
+  feedback on the measures both reach ``potential_effect``.
+- ``cut`` (modular): the measurement posterior (Parts A-C) is fitted alone, then the
+  contribution regression is fitted once per measurement draw of ``potential`` and the
+  posteriors are pooled. Uncertainty flows forward, feedback is cut.
+- ``plugin``: the published two-step: posterior means of depth and preference, the
+  projection on those point estimates, one regression. No measurement uncertainty.
+
+All three have the signature ``(inputs, options, priors, config, measurement=None,
+progress=True) -> ModeResult``; ``measurement`` lets cut and plug-in share one measurement
+fit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import arviz as az
+import numpy as np
+import pymc as pm
+import xarray as xr
+from tqdm.auto import tqdm
+
+from allypot.inference.sampling import add_log_densities, divergences, sample_model
+from allypot.models.compose import (
+    ModelOptions,
+    build_contribution_model,
+    build_joint_model,
+    build_measurement_model,
+)
+from allypot.models.inputs import ModelInputs
+from allypot.models.potential import potential_from_point_estimates
+
+
+@dataclass
+class ModeResult:
+    idata: xr.DataTree
+    timings: dict[str, float] = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
+
+
+def fit_measurement(inputs: ModelInputs, options: ModelOptions, priors: dict, config: dict, progress: bool = True) -> ModeResult:
+    """Fit Parts A-C alone (the first stage of the cut and plug-in modes)."""
+    model = build_measurement_model(inputs, options, priors)
+    idata, seconds = sample_model(model, config["sampler"], config["run"]["seed"], progress)
+    return ModeResult(idata, {"measurement_sampling_s": seconds}, {"measurement_divergences": divergences(idata)})
+
+
+def run_joint(inputs, options, priors, config, measurement=None, progress=True) -> ModeResult:
+    model = build_joint_model(inputs, options, priors)
+    idata, seconds = sample_model(model, config["sampler"], config["run"]["seed"], progress)
+    add_log_densities(idata, model, options.family)
+    return ModeResult(idata, {"sampling_s": seconds}, {"divergences": divergences(idata)})
+
+
+def run_plugin(inputs, options, priors, config, measurement=None, progress=True) -> ModeResult:
+    measurement = measurement or fit_measurement(inputs, options, priors, config, progress)
+    post = measurement.idata["posterior"]
+    depth = post["depth"].mean(("chain", "draw")).to_numpy()
+    pref = post["pref_row"].mean(("chain", "draw")).to_numpy()
+    potential = potential_from_point_estimates(depth, pref, inputs.us_ally, options.projection)
+    model = build_contribution_model(inputs, options, priors, potential)
+    idata, seconds = sample_model(model, config["sampler"], config["run"]["seed"], progress)
+    add_log_densities(idata, model, options.family)
+    return ModeResult(
+        idata,
+        measurement.timings | {"sampling_s": seconds},
+        measurement.info | {"divergences": divergences(idata)},
+    )
+
+
+def run_cut(inputs, options, priors, config, measurement=None, progress=True) -> ModeResult:
+    """Pool regression posteriors over ``cut.measurement_draws`` draws of potential."""
+    measurement = measurement or fit_measurement(inputs, options, priors, config, progress)
+    potentials = measurement.idata["posterior"]["potential"].stack(sample=("chain", "draw")).transpose("sample", "row")
+    cut = config["cut"]
+    rng = np.random.default_rng(config["run"]["seed"])
+    picks = np.sort(rng.choice(potentials.sizes["sample"], size=min(cut["measurement_draws"], potentials.sizes["sample"]), replace=False))
+    model = build_contribution_model(inputs, options, priors, potentials.isel(sample=picks[0]).to_numpy())
+    per_fit = dict(config["sampler"], draws=cut["draws_per_fit"], tune=cut["tune_per_fit"], chains=2)
+    parts, seconds, max_rhat = [], 0.0, 0.0
+    for k, pick in enumerate(tqdm(picks, desc="cut: regression per measurement draw", disable=not progress)):
+        with model:
+            pm.set_data({"potential": potentials.isel(sample=pick).to_numpy()})
+        idata, s = sample_model(model, per_fit, config["run"]["seed"] + k + 1, progress=False, quiet=True)
+        add_log_densities(idata, model, options.family)
+        max_rhat = max(max_rhat, float(az.rhat(idata, var_names=["potential_effect"])["potential_effect"]))
+        parts.append(idata)
+        seconds += s
+    pooled = pool_fits(parts)
+    pooled["cut_potential"] = xr.DataTree(
+        xr.Dataset({"potential": (("fit", "row"), potentials.isel(sample=picks).to_numpy())})
+    )
+    return ModeResult(
+        pooled,
+        measurement.timings | {"sampling_s": seconds},
+        measurement.info | {"divergences": divergences(pooled), "cut_fits": len(picks), "cut_max_rhat_within_fit": max_rhat},
+    )
+
+
+def pool_fits(parts: list[xr.DataTree]) -> xr.DataTree:
+    """Stack the chains of several fits into one posterior (chain = fit x chain)."""
+    pooled = {}
+    for group in ("posterior", "sample_stats", "log_likelihood", "log_prior"):
+        datasets = [p[group].to_dataset() for p in parts]
+        datasets = [ds.drop_vars([v for v in ds.data_vars if ds[v].dtype == object]) for ds in datasets]
+        stacked = xr.concat(datasets, dim="chain", coords="minimal", compat="override", join="override")
+        pooled[group] = stacked.assign_coords(chain=np.arange(stacked.sizes["chain"]))
+    for group in ("observed_data", "constant_data"):
+        if group in parts[0].children:
+            pooled[group] = parts[0][group].to_dataset()
+    return xr.DataTree.from_dict(pooled)
+
+
+NAME_TO_MODE = {"joint": run_joint, "cut": run_cut, "plugin": run_plugin}

@@ -1,0 +1,119 @@
+"""Run folders: one config -> one folder, written atomically, never overwritten.
+
+``runs/<utc-stamp>-<name>-<id>/`` holds
+
+- ``posterior.nc``: the ArviZ DataTree (posterior, sample_stats, observed_data,
+  log_likelihood of the contribution part, log_prior, and mode-specific groups);
+- ``config.toml``: the fully resolved config (priors included);
+- ``meta.json``: run id, seed, data hash and the tables it covers, package versions,
+  timings, sample sizes and every excluded row count;
+- ``summary.csv``: the headline parameters.
+
+The folder is assembled under ``runs/.partial-*`` and renamed into place only when complete,
+so an interrupted run leaves nothing that looks like a run. The posterior's attrs carry the
+same ``id`` as ``meta.json``; :func:`load_run` refuses a folder whose two disagree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import os
+import platform
+import shutil
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import tomli_w
+import xarray as xr
+
+RUN_TABLES = ("panel.csv", "alliance_items.csv", "us_alliance_membership.csv", "un_agreement.csv", "ideal_points.csv")
+PACKAGES = ("allypot", "pymc", "pytensor", "arviz", "arviz-base", "arviz-stats", "nutpie", "numpyro", "jax",
+            "bambi", "numpy", "pandas", "xarray", "scipy")
+
+
+class RunMismatchError(ValueError):
+    """A run folder's posterior does not belong to its metadata."""
+
+
+def data_hash(tables_dir: Path, files=RUN_TABLES) -> tuple[str, dict[str, str]]:
+    """sha256 over the bytes of the tables a fit reads, plus each file's own hash."""
+    per_file = {}
+    combined = hashlib.sha256()
+    for name in files:
+        digest = hashlib.sha256((Path(tables_dir) / name).read_bytes()).hexdigest()
+        per_file[name] = digest
+        combined.update(f"{name}:{digest}\n".encode())
+    return combined.hexdigest(), per_file
+
+
+def compute_run_id(config: dict, data_digest: str) -> str:
+    """Identify a run by what determines its result: the resolved config and the data."""
+    payload = json.dumps(config, sort_keys=True, default=str) + data_digest
+    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def _netcdf_safe(idata: xr.DataTree) -> xr.DataTree:
+    """Drop object-typed sampler messages, which netCDF cannot store."""
+    groups = {}
+    for node in idata.subtree:
+        ds = node.to_dataset(inherit=False)
+        groups[node.path] = ds.drop_vars([v for v in ds.data_vars if ds[v].dtype == object])
+    return xr.DataTree.from_dict(groups)
+
+
+def write_run(idata: xr.DataTree, config: dict, meta: dict, summary, runs_dir: Path) -> Path:
+    """Write a complete run folder atomically and return its path."""
+    runs_dir = Path(runs_dir)
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    final = runs_dir / f"{stamp}-{config['run']['name']}-{meta['id']}"
+    if final.exists():
+        raise FileExistsError(f"{final} exists: a run never overwrites another")
+    partial = Path(tempfile.mkdtemp(prefix=".partial-", dir=runs_dir))
+    try:
+        idata = _netcdf_safe(idata)
+        idata.attrs.update(
+            id=meta["id"], model_type=config["model"]["mode"], version=meta["versions"]["allypot"],
+            model_config=json.dumps(config["model"]), sampler_config=json.dumps(config["sampler"]),
+            data_hash=meta["data_hash"], seed=config["run"]["seed"],
+        )
+        idata.to_netcdf(partial / "posterior.nc", engine="h5netcdf")
+        (partial / "config.toml").write_text(tomli_w.dumps(config))
+        (partial / "meta.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
+        summary.to_csv(partial / "summary.csv")
+        os.rename(partial, final)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return final
+
+
+def load_run(path: str | Path) -> tuple[xr.DataTree, dict, dict]:
+    """Reload a run folder: (posterior, resolved config, meta)."""
+    import tomllib
+
+    path = Path(path)
+    for name in ("posterior.nc", "config.toml", "meta.json"):
+        if not (path / name).exists():
+            raise FileNotFoundError(f"{path}: not a complete run folder ({name} missing)")
+    meta = json.loads((path / "meta.json").read_text())
+    config = tomllib.loads((path / "config.toml").read_text())
+    idata = xr.open_datatree(path / "posterior.nc", engine="h5netcdf").load()
+    if idata.attrs.get("id") != meta["id"]:
+        raise RunMismatchError(f"{path}: posterior id {idata.attrs.get('id')!r} != meta id {meta['id']!r}")
+    if compute_run_id(config, meta["data_hash"]) != meta["id"]:
+        raise RunMismatchError(f"{path}: config.toml or data hash changed since the run (id mismatch)")
+    return idata, config, meta
