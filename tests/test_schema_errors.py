@@ -1,0 +1,101 @@
+"""A broken user table fails on load with the file, the column and the row named.
+
+The broken panels are the committed panel's first rows with one cell spoiled, so they
+track the real header; the row numbers asserted are file rows (header = row 1).
+"""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from allypot.data.loaders import load_table
+from allypot.data.schema import DataValidationError
+from allypot.paths import TABLES_DIR
+
+FIXTURES = Path(__file__).parent / "fixtures"
+N_ROWS = 50
+
+
+@pytest.fixture(scope="module")
+def head() -> pd.DataFrame:
+    """The committed panel's first rows, as text, exactly as a user would copy them."""
+    return pd.read_csv(TABLES_DIR / "panel.csv", dtype=str, keep_default_na=False, nrows=N_ROWS)
+
+
+def _write(frame: pd.DataFrame, tmp_path: Path, name: str = "user_panel.csv") -> Path:
+    path = tmp_path / name
+    frame.to_csv(path, index=False)
+    return path
+
+
+def _error(path: Path, table: str = "panel") -> str:
+    with pytest.raises(DataValidationError) as info:
+        load_table(table, path=path)
+    return str(info.value)
+
+
+def test_valid_user_table_loads(head, tmp_path):
+    frame = load_table("panel", path=_write(head, tmp_path))
+    assert len(frame) == N_ROWS
+    assert frame["troops_afghanistan"].dtype == "float64"
+
+
+def test_missing_column(head, tmp_path):
+    path = _write(head.drop(columns="share"), tmp_path)
+    message = _error(path)
+    assert str(path) in message and "'share'" in message and "missing column" in message
+
+
+def test_duplicate_key(head, tmp_path):
+    broken = pd.concat([head.iloc[:5], head.iloc[[3]]], ignore_index=True)
+    message = _error(_write(broken, tmp_path))
+    # the original (file row 5) and its copy (file row 7) are both named
+    assert "user_panel.csv" in message and "duplicate key" in message and "ccode" in message
+    assert "rows 5, 7" in message
+
+
+def test_negative_troops(head, tmp_path):
+    broken = head.copy()
+    broken.loc[9, "troops_afghanistan"] = "-12"
+    message = _error(_write(broken, tmp_path))
+    assert "user_panel.csv" in message and "'troops_afghanistan'" in message and "row 11" in message
+    assert "minimum" in message
+
+
+def test_share_above_one(head, tmp_path):
+    broken = head.copy()
+    broken.loc[20, "share"] = "1.5"
+    message = _error(_write(broken, tmp_path))
+    assert "user_panel.csv" in message and "'share'" in message and "row 22" in message
+    assert "maximum" in message
+
+
+def test_unknown_country_code(head, tmp_path):
+    assert (TABLES_DIR / "crosswalk.csv").exists()
+    broken = head.copy()
+    broken.loc[0, "ccode"] = "9999"
+    message = _error(_write(broken, tmp_path))
+    assert "user_panel.csv" in message and "'ccode'" in message and "9999" in message and "row 2" in message
+
+
+def test_unparseable_number(head, tmp_path):
+    broken = head.copy()
+    broken.loc[30, "troops_afghanistan"] = "1,2x3"
+    message = _error(_write(broken, tmp_path))
+    assert "user_panel.csv" in message and "'troops_afghanistan'" in message and "row 32" in message
+    assert "'1,2x3'" in message
+
+
+def test_other_tables_named_in_errors():
+    negative = FIXTURES / "troops_country_year_negative.csv"
+    message = _error(negative, "troops_country_year")
+    assert str(negative) in message and "'troops_afghanistan'" in message and "row 3" in message
+    unparseable = FIXTURES / "armed_forces_unparseable.csv"
+    message = _error(unparseable, "armed_forces")
+    assert str(unparseable) in message and "'armed_forces'" in message and "row 4" in message and "1,2x3" in message
+
+
+def test_missing_file_named(tmp_path):
+    message = _error(tmp_path / "absent.csv")
+    assert "absent.csv" in message and "not found" in message
