@@ -219,8 +219,9 @@ def compare_measures(published: pd.DataFrame, potential: pd.DataFrame, panel: pd
         ("pref vs un_agreement_us", both, "pref", "un_agreement_us"),
         ("potential vs published potential", both, "potential", "potential_published"),
     ]
+    # a caller-supplied potential may carry no depth or pref: those rows are skipped
     rows = [{"comparison": label, "n": int(frame[[a, b]].dropna().shape[0]), "correlation": float(frame[a].corr(frame[b]))}
-            for label, frame, a, b in pairs]
+            for label, frame, a, b in pairs if a in frame.columns]
     ally = both.dropna(subset=["us_ally"])
     for pub_ally, our_ally in [(1, True), (0, True), (1, False)]:
         n = int(((ally["us_ally"] == pub_ally) & (ally["our_ally"].astype(bool) == our_ally)).sum())
