@@ -12,7 +12,11 @@ from allypot.paths import DEFAULT_RAW_DIR, REPORT_DIR, RUNS_DIR, TABLES_DIR
 def _data_build(args) -> int:
     from allypot.data.build import build_all
 
+    from allypot.data.codebook import write_codebook
+
     log = build_all(Path(args.raw), Path(args.out))
+    codebook = write_codebook(Path(args.codebook), Path(args.out))
+    print(f"codebook written to {codebook}")
     frame = log.to_frame()
     print(f"tables written to {args.out}; {int(frame['n_rows'].sum()) if len(frame) else 0} raw rows excluded "
           f"for {len(frame)} documented reasons (see exclusions.csv)")
@@ -83,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = data.add_parser("build", help="raw public files -> data/tables/")
     p.add_argument("--raw", default=str(DEFAULT_RAW_DIR), help="raw data folder (default: %(default)s)")
     p.add_argument("--out", default=str(TABLES_DIR))
+    p.add_argument("--codebook", default=str(TABLES_DIR.parent / "CODEBOOK.md"))
     p.set_defaults(func=_data_build)
     p = data.add_parser("report", help="markdown report with figures on coverage and published-vs-rebuilt")
     p.add_argument("--tables", default=str(TABLES_DIR))

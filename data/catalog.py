@@ -24,3 +24,8 @@ SCHEMAS = {
     "covariates": COVARIATES_SCHEMA,
     "crosswalk": CROSSWALK_SCHEMA,
 }
+
+# Tables whose ccode column is not checked against the crosswalk when loaded: the crosswalk
+# itself, and the published panel, which keeps the replication package's own codes as they
+# are (0 for Republika Srpska, 665, and 817 for Vietnam) so the paper reproduces exactly.
+UNCHECKED_CODES = {"crosswalk", "published_panel"}

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from allypot.data.catalog import SCHEMAS
+from allypot.data.catalog import SCHEMAS, UNCHECKED_CODES
 from allypot.data.schema import read_table
 from allypot.paths import TABLES_DIR
 
@@ -29,5 +29,5 @@ def load_table(name: str, tables_dir: Path = TABLES_DIR, filename: str | None = 
     if name not in SCHEMAS:
         raise KeyError(f"unknown table {name!r}; known: {sorted(SCHEMAS)}")
     target = Path(path) if path is not None else Path(tables_dir) / (filename or f"{name}.csv")
-    codes = None if name == "crosswalk" else known_ccodes(tables_dir)
+    codes = None if name in UNCHECKED_CODES else known_ccodes(tables_dir)
     return read_table(target, SCHEMAS[name], known_ccodes=codes)

@@ -34,8 +34,9 @@ DEFAULTS: dict = {
         "projection": "linear",
         "depth_aggregation": "max",
         "softmax_temperature": 0.05,
+        # MODEL.md Part D: mu = a0 + beta * potential + gamma'X + u_i + v_t
         "year_effects": True,
-        "country_effects": "auto",
+        "country_effects": True,
     },
     "sampler": {"backend": "nutpie", "chains": 4, "draws": 1000, "tune": 1000, "target_accept": 0.9},
     "cut": {"measurement_draws": 40, "draws_per_fit": 250, "tune_per_fit": 500},
@@ -96,8 +97,12 @@ def resolve_config(user: dict, source: str = "<config>") -> dict:
     ta = config["sampler"]["target_accept"]
     if not (isinstance(ta, float) and 0.5 <= ta < 1.0):
         errors.append(f"sampler.target_accept = {ta!r}: must be a number in [0.5, 1)")
-    if config["model"]["country_effects"] not in ("auto", True, False):
-        errors.append("model.country_effects: must be true, false or \"auto\"")
+    for key in ("country_effects", "year_effects"):
+        if not isinstance(config["model"][key], bool):
+            errors.append(f"model.{key} = {config['model'][key]!r}: must be true or false")
+    spec = SPECIFICATIONS.get(config["model"]["specification"])
+    if spec and spec["requires_country_effects"] and config["model"]["country_effects"] is False:
+        errors.append("model.country_effects = false: the fixed_effects specification needs country effects")
     try:
         priors = load_priors(config["priors"])
     except PriorConfigError as err:
@@ -105,9 +110,6 @@ def resolve_config(user: dict, source: str = "<config>") -> dict:
         priors = None
     if errors:
         raise ConfigError(f"{source}: invalid config\n  - " + "\n  - ".join(errors))
-    if config["model"]["country_effects"] == "auto":
-        # published specs: country effects only in the fixed-effects specification
-        config["model"]["country_effects"] = SPECIFICATIONS[config["model"]["specification"]]["country_effects"]
     config["priors"] = priors_to_dict(priors)
     return config
 

@@ -15,10 +15,12 @@ fit.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import arviz as az
 import numpy as np
+import nutpie
 import pymc as pm
 import xarray as xr
 from tqdm.auto import tqdm
@@ -71,20 +73,52 @@ def run_plugin(inputs, options, priors, config, measurement=None, progress=True)
     )
 
 
+class RegressionSampler:
+    """Samples the contribution model for one potential after another.
+
+    With nutpie the model is compiled once and only the ``potential`` data are swapped
+    (``with_data``): a cut fit over 40 measurement draws then costs 40 short samplings
+    instead of 40 compilations. Other backends go through ``pm.sample`` each time.
+    """
+
+    def __init__(self, model: pm.Model, sampler: dict):
+        self.model, self.sampler = model, sampler
+        self.compiled = (
+            nutpie.compile_pymc_model(model, freeze_model=False) if sampler["backend"] == "nutpie" else None
+        )
+
+    def __call__(self, potential: np.ndarray, seed: int) -> tuple[xr.DataTree, float]:
+        with self.model:
+            pm.set_data({"potential": potential})
+        if self.compiled is None:
+            return sample_model(self.model, self.sampler, seed, progress=False, quiet=True)
+        started = time.perf_counter()
+        idata = nutpie.sample(
+            self.compiled.with_data(potential=potential),
+            draws=self.sampler["draws"], tune=self.sampler["tune"], chains=self.sampler["chains"],
+            cores=min(self.sampler["chains"], 2), seed=seed, progress_bar=False, save_warmup=False,
+            target_accept=self.sampler["target_accept"],
+        )
+        idata["observed_data"] = xr.DataTree(xr.Dataset({
+            rv.name: (self.model.named_vars_to_dims.get(rv.name), self.model.rvs_to_values[rv].data)
+            for rv in self.model.observed_RVs
+        }))
+        return idata, time.perf_counter() - started
+
+
 def run_cut(inputs, options, priors, config, measurement=None, progress=True) -> ModeResult:
     """Pool regression posteriors over ``cut.measurement_draws`` draws of potential."""
     measurement = measurement or fit_measurement(inputs, options, priors, config, progress)
     potentials = measurement.idata["posterior"]["potential"].stack(sample=("chain", "draw")).transpose("sample", "row")
     cut = config["cut"]
     rng = np.random.default_rng(config["run"]["seed"])
-    picks = np.sort(rng.choice(potentials.sizes["sample"], size=min(cut["measurement_draws"], potentials.sizes["sample"]), replace=False))
+    n_fits = min(cut["measurement_draws"], potentials.sizes["sample"])
+    picks = np.sort(rng.choice(potentials.sizes["sample"], size=n_fits, replace=False))
     model = build_contribution_model(inputs, options, priors, potentials.isel(sample=picks[0]).to_numpy())
-    per_fit = dict(config["sampler"], draws=cut["draws_per_fit"], tune=cut["tune_per_fit"], chains=2)
+    sampler = RegressionSampler(model, dict(config["sampler"], draws=cut["draws_per_fit"], tune=cut["tune_per_fit"], chains=2))
     parts, seconds, max_rhat = [], 0.0, 0.0
     for k, pick in enumerate(tqdm(picks, desc="cut: regression per measurement draw", disable=not progress)):
-        with model:
-            pm.set_data({"potential": potentials.isel(sample=pick).to_numpy()})
-        idata, s = sample_model(model, per_fit, config["run"]["seed"] + k + 1, progress=False, quiet=True)
+        idata, s = sampler(potentials.isel(sample=pick).to_numpy(), config["run"]["seed"] + k + 1)
         add_log_densities(idata, model, options.family)
         max_rhat = max(max_rhat, float(az.rhat(idata, var_names=["potential_effect"])["potential_effect"]))
         parts.append(idata)
@@ -96,7 +130,7 @@ def run_cut(inputs, options, priors, config, measurement=None, progress=True) ->
     return ModeResult(
         pooled,
         measurement.timings | {"sampling_s": seconds},
-        measurement.info | {"divergences": divergences(pooled), "cut_fits": len(picks), "cut_max_rhat_within_fit": max_rhat},
+        measurement.info | {"divergences": divergences(pooled), "cut_fits": n_fits, "cut_max_rhat_within_fit": max_rhat},
     )
 
 

@@ -79,9 +79,7 @@ def write_run(idata: xr.DataTree, config: dict, meta: dict, summary, runs_dir: P
     runs_dir = Path(runs_dir)
     runs_dir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    final = runs_dir / f"{stamp}-{config['run']['name']}-{meta['id']}"
-    if final.exists():
-        raise FileExistsError(f"{final} exists: a run never overwrites another")
+    base = f"{stamp}-{config['run']['name']}-{meta['id']}"
     partial = Path(tempfile.mkdtemp(prefix=".partial-", dir=runs_dir))
     try:
         idata = _netcdf_safe(idata)
@@ -94,11 +92,28 @@ def write_run(idata: xr.DataTree, config: dict, meta: dict, summary, runs_dir: P
         (partial / "config.toml").write_text(tomli_w.dumps(config))
         (partial / "meta.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
         summary.to_csv(partial / "summary.csv")
-        os.rename(partial, final)
+        final = _claim(partial, runs_dir, base)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
     return final
+
+
+def _claim(partial: Path, runs_dir: Path, base: str) -> Path:
+    """Rename the finished folder into place; the same config run twice in one second gets a suffix.
+
+    ``os.rename`` onto an existing non-empty folder fails, so an existing run is never replaced.
+    """
+    for attempt in range(1, 1000):
+        final = runs_dir / (base if attempt == 1 else f"{base}-{attempt}")
+        if final.exists():
+            continue
+        try:
+            os.rename(partial, final)
+            return final
+        except OSError:
+            continue
+    raise FileExistsError(f"{runs_dir}: could not find a free folder name for {base}")
 
 
 def load_run(path: str | Path) -> tuple[xr.DataTree, dict, dict]:

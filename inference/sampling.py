@@ -49,8 +49,15 @@ def prior_variables(model: pm.Model) -> list[str]:
 def add_log_densities(idata: xr.DataTree, model: pm.Model, family: str, progress: bool = False) -> xr.DataTree:
     """Add the contribution log likelihood and the parameters' log prior to ``idata``."""
     outcome = FAMILY_TO_OUTCOME_VAR[family]
-    pm.compute_log_likelihood(idata, var_names=[outcome], model=model, progressbar=progress)
-    pm.compute_log_prior(idata, var_names=prior_variables(model), model=model, progressbar=progress)
+    # PyMC cannot rewrite a model with custom initial values (the IRT's ordered cut-points
+    # start spread out); initial values play no part in log densities, so lift them meanwhile
+    initial = dict(model.rvs_to_initial_values)
+    try:
+        model.rvs_to_initial_values.update(dict.fromkeys(initial))
+        pm.compute_log_likelihood(idata, var_names=[outcome], model=model, progressbar=progress)
+        pm.compute_log_prior(idata, var_names=prior_variables(model), model=model, progressbar=progress)
+    finally:
+        model.rvs_to_initial_values.update(initial)
     return idata
 
 

@@ -19,13 +19,17 @@ from allypot.models.dyad_depth import ally_matrix_from_membership
 
 ITEMS = ("milcontact", "commondef", "intcom", "milaid", "base", "contrib", "organ1", "ecaid", "secrecy")
 
-# Published control sets (Gannon & Kent Table 1; MODEL.md Part D), in the panel's column names.
+# Control sets of the published specifications as MODEL.md Part D defines them, in the
+# panel's column names. (The replication code itself used agreement share, a democracy dummy
+# and annual casualties: inference/replicate.py reproduces that exactly; the joint model
+# follows the design.) "fixed_effects" is "political" with country effects required; the
+# joint model has country and year effects by default in every specification.
 POLITICAL = ["ideal_distance", "polity2", "casualties_cum", "us_ally", "cinc"]
 SPECIFICATIONS: dict[str, dict] = {
-    "baseline": {"controls": [], "country_effects": False},
-    "political": {"controls": POLITICAL, "country_effects": False},
-    "all": {"controls": POLITICAL + ["log_gdp", "log_gdp_per_capita", "log_dist_kabul"], "country_effects": False},
-    "fixed_effects": {"controls": POLITICAL, "country_effects": True},
+    "baseline": {"controls": [], "requires_country_effects": False},
+    "political": {"controls": POLITICAL, "requires_country_effects": False},
+    "all": {"controls": POLITICAL + ["log_gdp", "log_gdp_per_capita", "log_dist_kabul"], "requires_country_effects": False},
+    "fixed_effects": {"controls": POLITICAL, "requires_country_effects": True},
 }
 # derived controls: name -> (source column, transform)
 LOG_CONTROLS = {"log_gdp": "gdp", "log_gdp_per_capita": "gdp_per_capita", "log_dist_kabul": "dist_kabul_km"}

@@ -79,12 +79,10 @@ def idealpoint_measurement(
     return pm.Deterministic(prefix, -distance / scale, dims=("country", "year"))
 
 
-def simulate_agreement(n_country: int, n_year: int, walk_sigma: float, rng, votes_per_year: int = 80):
+def simulate_agreement(n_country: int, n_year: int, walk_sigma: float, rng, votes_per_year: int = 80, init_mean=0.0):
     """Draw agreement paths and counts from the walk (for recovery tests)."""
-    logit = np.cumsum(
-        np.concatenate([rng.normal(0.0, 1.2, (n_country, 1)), rng.normal(0.0, walk_sigma, (n_country, n_year - 1))], axis=1),
-        axis=1,
-    )
+    first = rng.normal(np.broadcast_to(init_mean, (n_country,))[:, None], 0.8, (n_country, 1))
+    logit = np.cumsum(np.concatenate([first, rng.normal(0.0, walk_sigma, (n_country, n_year - 1))], axis=1), axis=1)
     pi = 1.0 / (1.0 + np.exp(-logit))
     n_votes = rng.poisson(votes_per_year, size=(n_country, n_year))
     n_agree = rng.binomial(n_votes, pi)

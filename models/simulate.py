@@ -30,12 +30,15 @@ def simulate_inputs(
     n_controls: int = 2,
     beta: float = 0.5,
     family: str = "gaussian",
+    votes_per_year: int = 80,
     seed: int = 1,
 ) -> tuple[ModelInputs, dict]:
     """Return simulated :class:`ModelInputs` and the true values that generated them.
 
-    ``beta`` is the potential coefficient on the standardised-outcome scale of the Gaussian
-    family (or of both hurdle parts).
+    ``beta`` is the potential coefficient of the linear predictor (for the Gaussian family the
+    share is ``0.01 + 0.01 * (linear predictor + noise)``, so the true ``potential_effect``
+    is ``0.01 * beta``). Fewer ``votes_per_year`` make preferences, and so potential, less
+    certain.
     """
     rng = np.random.default_rng(seed)
     theta = rng.normal(size=n_alliances)
@@ -62,7 +65,11 @@ def simulate_inputs(
     deepest = np.max(theta_ext[ally_matrix], axis=1)
     depth = np.where((ally_matrix >= 0).any(axis=1), norm.cdf(deepest), 0.0)
 
-    pi, n_votes, n_agree = simulate_agreement(n_countries, n_years, 0.25, rng)
+    # allies agree more with the US (as in the real data), so depth and preference correlate
+    # and the projection slope is positive
+    pi, n_votes, n_agree = simulate_agreement(
+        n_countries, n_years, 0.25, rng, votes_per_year=votes_per_year, init_mean=np.where(allied_country, 0.8, -0.8)
+    )
     pref = pi[country_idx, year_idx]
     us_ally = (ally_matrix >= 0).any(axis=1)
     potential = potential_from_point_estimates(depth, pref, us_ally)

@@ -1,0 +1,41 @@
+# allypot: two commands do all the set-up on a fresh machine.
+#   make run   - install, then fit the default joint model on the bundled data and print the
+#                alliance-potential effect under joint, cut and plug-in inference
+#   make test  - install, then run the test suite
+PYTHON ?= $(shell command -v python3.12 || echo "env PYENV_VERSION=3.12.1 python3")
+VENV := .venv
+BIN := $(VENV)/bin
+CONFIG ?= inference/configs/joint_default.toml
+
+.PHONY: install run test data report replicate bench clean-runs
+
+$(BIN)/allypot: pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(BIN)/allypot
+
+install: $(BIN)/allypot
+
+run: install
+	$(BIN)/allypot compare $(CONFIG)
+
+test: install
+	$(BIN)/python -m pytest -q
+
+# rebuild the derived tables from ../shared/data/raw (needs the raw files)
+data: install
+	$(BIN)/allypot data build
+
+report: install
+	$(BIN)/allypot data report
+
+replicate: install
+	$(BIN)/allypot replicate
+
+bench: install
+	$(BIN)/python bench/benchmark.py
+
+clean-runs:
+	rm -rf runs/.partial-*
