@@ -11,7 +11,6 @@ from allypot.paths import DEFAULT_RAW_DIR, REPORT_DIR, RUNS_DIR, TABLES_DIR
 
 def _data_build(args) -> int:
     from allypot.data.build import build_all
-
     from allypot.data.codebook import write_codebook
 
     log = build_all(Path(args.raw), Path(args.out))
@@ -40,8 +39,8 @@ def _data_validate(args) -> int:
 
 
 def _fit(args) -> int:
-    from allypot.inference.fit import fit_config
     from allypot.inference.config import load_config
+    from allypot.inference.fit import fit_config
 
     config = load_config(args.config)
     path, summary = fit_config(config, Path(args.tables), Path(args.runs), progress=not args.quiet)
@@ -54,12 +53,7 @@ def _compare(args) -> int:
     from allypot.inference.config import load_config
     from allypot.inference.fit import compare_modes
 
-    table, paths = compare_modes(load_config(args.config), Path(args.tables), Path(args.runs), progress=not args.quiet)
-    print("\nAlliance-potential effect on the share of armed forces in Afghanistan")
-    print("(posterior mean, SD and 90% interval; per unit of potential)\n")
-    print(table.to_string(float_format=lambda v: f"{v:.5f}"))
-    for mode, path in paths.items():
-        print(f"{mode:>8}: {path}")
+    compare_modes(load_config(args.config), Path(args.tables), Path(args.runs), progress=not args.quiet)
     return 0
 
 

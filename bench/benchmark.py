@@ -19,12 +19,12 @@ from pathlib import Path
 
 import arviz as az
 import pandas as pd
-
 from allypot.diagnostics.summary import sampler_health
 from allypot.inference.config import load_config, model_options, priors_from_config
 from allypot.inference.fit import load_inputs
 from allypot.inference.sampling import sample_model
 from allypot.models.compose import build_joint_model
+
 from allypot.paths import CONFIGS_DIR, REPO_ROOT, TABLES_DIR
 
 TARGET_SECONDS = 180

@@ -7,7 +7,11 @@ from allypot.data.build.covariates import COVARIATES_SCHEMA
 from allypot.data.build.crosswalk import CROSSWALK_SCHEMA
 from allypot.data.build.panel import PANEL_SCHEMA
 from allypot.data.build.published import PUBLISHED_SCHEMA
-from allypot.data.build.troops import ARMED_FORCES_SCHEMA, TROOP_OBSERVATIONS_SCHEMA, TROOPS_COUNTRY_YEAR_SCHEMA
+from allypot.data.build.troops import (
+    ARMED_FORCES_SCHEMA,
+    TROOP_OBSERVATIONS_SCHEMA,
+    TROOPS_COUNTRY_YEAR_SCHEMA,
+)
 from allypot.data.build.unvotes import IDEAL_POINTS_SCHEMA, UN_AGREEMENT_SCHEMA
 
 SCHEMAS = {

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from allypot.data.catalog import SCHEMAS
 from allypot.data.schema import Column
+
 from allypot.paths import REPO_ROOT, TABLES_DIR
 
 DEFAULT_OUT = REPO_ROOT / "data" / "CODEBOOK.md"

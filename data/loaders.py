@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-
 from allypot.data.catalog import SCHEMAS, UNCHECKED_CODES
 from allypot.data.schema import read_table
+
 from allypot.paths import TABLES_DIR
 
 

@@ -22,11 +22,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-
 from allypot.data.build.panel import coverage_by_year  # noqa: E402
 from allypot.data.catalog import SCHEMAS  # noqa: E402
 from allypot.data.loaders import load_table  # noqa: E402
 from allypot.data.schema import read_table  # noqa: E402
+
+from allypot.markdown import markdown_table
 
 # Two figures for the same cell that differ by less than this fraction of the larger one
 # agree: rounding in the sources (IISS prints "c.1,550") is not a disagreement.
@@ -313,23 +314,6 @@ def plot_missingness(missing: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def _markdown(df: pd.DataFrame, index: bool = True, floatfmt: str = "{:.4g}") -> str:
-    """A pipe table (tabulate is not a dependency); empty cells for missing values."""
-    frame = df.reset_index() if index else df
-
-    def cell(v) -> str:
-        if v is None or (not isinstance(v, str) and pd.isna(v)):
-            return ""
-        if isinstance(v, (float, np.floating)):
-            return str(int(v)) if float(v).is_integer() else floatfmt.format(v)
-        return str(v).replace("|", "\\|")
-
-    lines = ["| " + " | ".join(str(c) for c in frame.columns) + " |",
-             "|" + "|".join("---" for _ in frame.columns) + "|"]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join(lines)
-
-
 def _save(fig: plt.Figure, path: Path) -> None:
     """Write a PNG without timestamps, so reruns give the same bytes."""
     fig.savefig(path, dpi=110, metadata={"Software": None})
@@ -394,7 +378,7 @@ def write_data_report(tables_dir: Path, out_dir: Path) -> Path:
         f"({only_reb_troops} with troops > 0) and {int((disagreements['reason'] == ONLY_PUBLISHED).sum())} only in "
         "the published one.",
         "- The full list, with both values and the reason, is `published_vs_rebuilt.csv` next to this report.",
-        f"- Rebuilt contributors (troops > 0, excl. US) per year: "
+        "- Rebuilt contributors (troops > 0, excl. US) per year: "
         + ", ".join(f"{y}: {c}" for y, c in coverage["contributors"].items()) + ".",
         "",
         "## Coverage by year",
@@ -403,7 +387,7 @@ def write_data_report(tables_dir: Path, out_dir: Path) -> Path:
         "troop figure comes from (rebuilt `troops_source`: NATO placemat snapshot nearest 1 December, or the IISS "
         "Military Balance edition of the following year).",
         "",
-        _markdown(coverage),
+        markdown_table(coverage, index=True),
         "",
         f"![coverage](figures/{FIGURES['coverage']})",
         "",
@@ -411,9 +395,9 @@ def write_data_report(tables_dir: Path, out_dir: Path) -> Path:
         "",
         f"![contributors](figures/{FIGURES['contributors']})",
         "",
-        _markdown(pd.concat({"rebuilt": coverage[["contributors", "troops_excl_us"]], "published": pub_contrib},
+        markdown_table(pd.concat({"rebuilt": coverage[["contributors", "troops_excl_us"]], "published": pub_contrib},
                             axis=1).set_axis(["rebuilt contributors", "rebuilt troops excl. US",
-                                              "published contributors", "published troops excl. US"], axis=1)),
+                                              "published contributors", "published troops excl. US"], axis=1), index=True),
         "",
         "## Published vs rebuilt: cell-level comparison",
         "",
@@ -425,27 +409,27 @@ def write_data_report(tables_dir: Path, out_dir: Path) -> Path:
         "`troops_afghan_final`, IISS `troops_afghan_total` otherwise; the rebuilt one's is `troops_source`. A year "
         "whose published IISS column is zero for every state has no IISS edition behind it.",
         "",
-        _markdown(counts),
+        markdown_table(counts, index=True),
         "",
         f"![disagreements](figures/{FIGURES['disagreements']})",
         "",
         "### The 25 largest troop disagreements",
         "",
-        _markdown(biggest_disagreements(disagreements), index=False),
+        markdown_table(biggest_disagreements(disagreements), index=False),
         "",
         "## Excluded raw rows",
         "",
         f"{len(exclusions)} documented exclusions, {int(exclusions['n_rows'].sum())} rows in all "
         "(`exclusions.csv`; examples there).",
         "",
-        _markdown(exclusions.groupby("source")["n_rows"].agg(["size", "sum"])
-                  .set_axis(["reasons", "rows"], axis=1).sort_values("rows", ascending=False)),
+        markdown_table(exclusions.groupby("source")["n_rows"].agg(["size", "sum"])
+                  .set_axis(["reasons", "rows"], axis=1).sort_values("rows", ascending=False), index=True),
         "",
-        _markdown(exclusions_by_source(exclusions), index=False),
+        markdown_table(exclusions_by_source(exclusions), index=False),
         "",
         "## Missingness of key panel columns (% of state-years)",
         "",
-        _markdown(missing),
+        markdown_table(missing, index=True),
         "",
         f"![missingness](figures/{FIGURES['missingness']})",
         "",

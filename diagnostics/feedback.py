@@ -3,7 +3,8 @@
 In the joint mode the contribution outcome can pull depth and preference away from what
 treaties and votes alone say. This compares each measured quantity's joint posterior with
 its measurement-only (cut) posterior and flags shifts larger than ``threshold`` measurement
-posterior SDs.
+posterior SDs. The depth (theta) of every alliance shared with the US is compared too: each is
+measured by nine treaty items only, while hundreds of state-year outcomes depend on it.
 """
 
 from __future__ import annotations
@@ -15,13 +16,16 @@ import xarray as xr
 QUANTITIES = ("depth", "pref_row", "potential")
 
 
-def compute_feedback(joint: xr.DataTree, measurement: xr.DataTree, threshold: float = 1.0,
+def compute_feedback(joint: xr.DataTree, measurement: xr.DataTree, us_alliances=(), threshold: float = 1.0,
                      quantities=QUANTITIES) -> pd.DataFrame:
-    """One row per element of ``quantities``: measurement and joint mean/SD, shift in SDs."""
+    """One row per element: measurement and joint mean/SD, and the shift in measurement SDs."""
+    selections = [(name, {}) for name in quantities]
+    if len(us_alliances):
+        selections.append(("depth_theta", {"alliance": list(us_alliances)}))
     frames = []
-    for name in quantities:
-        m = measurement["posterior"][name]
-        j = joint["posterior"][name]
+    for name, where in selections:
+        m = measurement["posterior"][name].sel(where)
+        j = joint["posterior"][name].sel(where)
         m_mean, m_sd = m.mean(("chain", "draw")).to_numpy(), m.std(("chain", "draw")).to_numpy()
         j_mean, j_sd = j.mean(("chain", "draw")).to_numpy(), j.std(("chain", "draw")).to_numpy()
         # quantities fixed at 0 (depth of non-allies) have no SD and cannot move
@@ -36,3 +40,11 @@ def compute_feedback(joint: xr.DataTree, measurement: xr.DataTree, threshold: fl
     table = pd.concat(frames, ignore_index=True)
     table["flag"] = table["shift_sd"].abs() > threshold
     return table
+
+
+def chain_modes(idata: xr.DataTree, var_name: str = "potential_effect") -> pd.DataFrame:
+    """Per-chain mean and SD of ``var_name``: chains settled in different modes show up here
+    long before anyone reads an R-hat."""
+    draws = idata["posterior"][var_name]
+    return pd.DataFrame({"chain_mean": draws.mean("draw").to_numpy(), "chain_sd": draws.std("draw").to_numpy()},
+                        index=pd.Index(draws["chain"].to_numpy(), name="chain"))

@@ -22,6 +22,7 @@ from allypot.priors import PriorConfigError, load_priors, priors_to_dict
 
 MODES = ("joint", "cut", "plugin")
 BACKENDS = ("nutpie", "numpyro", "pymc")
+ADAPTATIONS = ("diag", "low_rank")
 
 DEFAULTS: dict = {
     "run": {"name": "run", "seed": 20011007, "description": ""},
@@ -38,7 +39,9 @@ DEFAULTS: dict = {
         "year_effects": True,
         "country_effects": True,
     },
-    "sampler": {"backend": "nutpie", "chains": 4, "draws": 1000, "tune": 1000, "target_accept": 0.9},
+    # adaptation (nutpie only): "diag" mass matrix, or "low_rank" for correlated posteriors
+    "sampler": {"backend": "nutpie", "chains": 4, "draws": 1000, "tune": 1000, "target_accept": 0.9,
+                "adaptation": "diag"},
     "cut": {"measurement_draws": 40, "draws_per_fit": 250, "tune_per_fit": 500},
     "priors": {},
 }
@@ -51,6 +54,7 @@ CHOICES = {
     ("model", "projection"): PROJECTIONS,
     ("model", "depth_aggregation"): AGGREGATIONS,
     ("sampler", "backend"): BACKENDS,
+    ("sampler", "adaptation"): ADAPTATIONS,
     ("data", "outcome"): OUTCOMES,
 }
 POSITIVE_INTS = [("sampler", "chains"), ("sampler", "draws"), ("sampler", "tune"),

@@ -23,8 +23,6 @@ import numpy as np
 import nutpie
 import pymc as pm
 import xarray as xr
-from tqdm.auto import tqdm
-
 from allypot.inference.sampling import add_log_densities, divergences, sample_model
 from allypot.models.compose import (
     ModelOptions,
@@ -34,6 +32,7 @@ from allypot.models.compose import (
 )
 from allypot.models.inputs import ModelInputs
 from allypot.models.potential import potential_from_point_estimates
+from tqdm.auto import tqdm
 
 
 @dataclass
@@ -97,7 +96,7 @@ class RegressionSampler:
             self.compiled.with_data(potential=potential),
             draws=self.sampler["draws"], tune=self.sampler["tune"], chains=self.sampler["chains"],
             cores=min(self.sampler["chains"], 2), seed=seed, progress_bar=False, save_warmup=False,
-            target_accept=self.sampler["target_accept"],
+            target_accept=self.sampler["target_accept"], adaptation=self.sampler["adaptation"],
         )
         idata["observed_data"] = xr.DataTree(xr.Dataset({
             rv.name: (self.model.named_vars_to_dims.get(rv.name), self.model.rvs_to_values[rv].data)

@@ -26,10 +26,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import xarray as xr
+from allypot.models.inputs import ModelInputs
 from matplotlib.figure import Figure
 from scipy.special import expit
 
-from allypot.models.inputs import ModelInputs
+from allypot.markdown import markdown_table
 
 QUANTILES = (0.01, 0.05, 0.5, 0.95, 0.99)
 QUANTITIES = ("share", "depth_allied", "agreement", "potential")
@@ -261,17 +262,6 @@ def plot_share_draws(prior: xr.DataTree, bins: int = 40) -> Figure:
     return fig
 
 
-def _markdown(frame: pd.DataFrame, digits: int = 4) -> str:
-    def cell(v) -> str:
-        if isinstance(v, float):
-            return "" if np.isnan(v) else f"{v:.{digits}g}"
-        return str(v)
-
-    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * frame.shape[1]]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join(lines)
-
-
 def write_prior_check(config: dict, tables_dir: Path, out_dir: Path, draws: int = 500) -> Path:
     """Compute, summarise and plot the prior predictive; return the path of ``prior_check.md``.
 
@@ -292,7 +282,7 @@ def write_prior_check(config: dict, tables_dir: Path, out_dir: Path, draws: int 
         "# Prior predictive check",
         f"Joint model, specification `{m['specification']}`, family `{m['family']}`, preference "
         f"`{m['preference']}`, projection `{m['projection']}`; {draws} prior draws, seed {config['run']['seed']}.",
-        _markdown(summary),
+        markdown_table(summary, floatfmt="{:.4g}"),
         "For depth and potential, 'observed' is the published panel's point estimate (both are latent).",
         f"Simulated shares: {share['frac_below_0']:.1%} below 0, {share['frac_above_1']:.2%} above 1, "
         f"{share['frac_zero']:.1%} exactly 0 (observed: "

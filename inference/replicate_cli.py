@@ -18,8 +18,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from allypot.inference.replicate import (
+    EXCLUDED_CCODES,
+    compare_to_paper,
+    format_table1,
+    replicate_table1,
+)
 
-from allypot.inference.replicate import EXCLUDED_CCODES, compare_to_paper, format_table1, replicate_table1
+from allypot.markdown import markdown_table
 
 KEY = ["ccode", "year"]
 # the rebuilt panel's source column for each term replicate.py expects (documented in
@@ -189,18 +195,6 @@ def plugin_potential(tables_dir: Path, seed: int, potential_run: Path | None = N
                             config["model"]["projection"])
 
 
-def markdown_table(frame: pd.DataFrame, digits: int = 4) -> str:
-    """A plain markdown table (pandas' ``to_markdown`` needs tabulate, not a dependency here)."""
-    def cell(v) -> str:
-        if isinstance(v, float):
-            return "" if np.isnan(v) else f"{v:.{digits}f}"
-        return str(v)
-
-    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * frame.shape[1]]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join(lines)
-
-
 def compare_measures(published: pd.DataFrame, potential: pd.DataFrame, panel: pd.DataFrame) -> pd.DataFrame:
     """Plug-in measures vs the published panel's, on the state-years both have.
 
@@ -292,11 +286,11 @@ def run_replication(
         f"Rebuilt state-years with an outcome but no plug-in potential: {rebuilt.attrs['missing_potential']}.",
         format_table1(table),
         "## Alliance-potential coefficient (95% interval, N)",
-        markdown_table(potential_rows(table)),
+        markdown_table(potential_rows(table), floatfmt="{:.4f}"),
         "## Published panel vs the printed table (OLS)",
-        markdown_table(paper),
+        markdown_table(paper, floatfmt="{:.4f}"),
         "## Plug-in measures vs the published panel's (common state-years)",
-        markdown_table(measures),
+        markdown_table(measures, floatfmt="{:.4f}"),
     ]) + "\n"
     (out_dir / "table1.md").write_text(text)
     print(text)

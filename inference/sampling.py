@@ -13,7 +13,6 @@ import time
 import numpy as np
 import pymc as pm
 import xarray as xr
-
 from allypot.models.contribution import FAMILY_TO_OUTCOME_VAR
 
 
@@ -32,6 +31,7 @@ def sample_model(model: pm.Model, sampler: dict, seed: int, progress: bool = Tru
         quiet=quiet,
         model=model,
         compute_convergence_checks=False,
+        nuts_sampler_kwargs={"adaptation": sampler["adaptation"]} if sampler["backend"] == "nutpie" else None,
     )
     return idata, time.perf_counter() - started
 

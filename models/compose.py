@@ -20,8 +20,11 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pymc as pm
-
-from allypot.models.contribution import FAMILIES, FAMILY_TO_PRIOR_COMPONENT, FAMILY_TO_REGRESSION
+from allypot.models.contribution import (
+    FAMILIES,
+    FAMILY_TO_PRIOR_COMPONENT,
+    FAMILY_TO_REGRESSION,
+)
 from allypot.models.dyad_depth import AGGREGATIONS, us_dyad_depth
 from allypot.models.inputs import ModelInputs
 from allypot.models.irt import ordered_logit_irt

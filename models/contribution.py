@@ -24,7 +24,6 @@ from __future__ import annotations
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
-
 from allypot.priors import Prior, require
 
 FAMILIES = ("gaussian", "hurdle")

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytensor.tensor as pt
-from pytensor.tensor.special import logsumexp
-
 from allypot.models.irt import depth_probability
+from pytensor.tensor.special import logsumexp
 
 AGGREGATIONS = ("max", "softmax")
 _SENTINEL = -30.0  # Phi(-30) == 0 in float64: padding can never become the deepest alliance

@@ -19,7 +19,6 @@ from __future__ import annotations
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
-
 from allypot.priors import Prior, require
 
 PRIOR_PARAMETERS = {"loading", "cutpoints"}

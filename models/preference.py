@@ -26,7 +26,6 @@ from __future__ import annotations
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
-
 from allypot.priors import Prior, require
 
 MEASURES = ("agreement", "idealpoint")
@@ -34,7 +33,7 @@ PRIOR_PARAMETERS = {"walk_init", "walk_sigma", "ideal_latent"}
 
 
 def agreement_walk(n_votes: np.ndarray, n_agree: np.ndarray, priors: dict[str, Prior], prefix: str = "pref"):
-    """Register the vote-agreement random walk; return pref (dims country, year) in 0..1.
+    """Register the vote-agreement random walk; return pref (country, year) in 0..1 as a tensor.
 
     ``n_votes`` and ``n_agree`` are (n_country, n_year) integer arrays; 0 votes = no data.
     """
@@ -56,14 +55,16 @@ def agreement_walk(n_votes: np.ndarray, n_agree: np.ndarray, priors: dict[str, P
         logit_p=logit_pi[observed],
         observed=n_agree[observed],
     )
-    return pm.Deterministic(prefix, pm.math.invlogit(logit_pi), dims=("country", "year"))
+    # not stored as a Deterministic: the rows that matter are kept as ``pref_row`` and the
+    # grid is one invlogit away from ``pref_logit``
+    return pm.math.invlogit(logit_pi)
 
 
 def idealpoint_measurement(
     ideal: np.ndarray, ideal_sd: np.ndarray, us_ideal: np.ndarray, us_ideal_sd: np.ndarray,
     priors: dict[str, Prior], prefix: str = "pref",
 ):
-    """Register latent ideal points measured with error; return pref (dims country, year).
+    """Register latent ideal points measured with error; return pref (country, year) as a tensor.
 
     ``ideal``/``ideal_sd`` are (n_country, n_year) with NaN where there is no estimate;
     ``us_ideal``/``us_ideal_sd`` are (n_year,).
@@ -76,7 +77,7 @@ def idealpoint_measurement(
     pm.Normal(f"{prefix}_ideal_us_obs", us_latent, us_ideal_sd, observed=us_ideal)
     scale = float(np.nanstd(np.abs(ideal - us_ideal[None, :])))
     distance = pt.abs(latent - us_latent[None, :])
-    return pm.Deterministic(prefix, -distance / scale, dims=("country", "year"))
+    return -distance / scale
 
 
 def simulate_agreement(n_country: int, n_year: int, walk_sigma: float, rng, votes_per_year: int = 80, init_mean=0.0):

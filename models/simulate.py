@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
-
 from allypot.models.inputs import ITEMS, ModelInputs, standardise
 from allypot.models.irt import simulate_items
 from allypot.models.potential import potential_from_point_estimates
 from allypot.models.preference import simulate_agreement
+from scipy.stats import norm
 
 # category counts of the nine ATOP depth items (MODEL.md Part A)
 ITEM_CATEGORIES = {"milcontact": 2, "commondef": 2, "intcom": 2, "milaid": 5, "base": 4,

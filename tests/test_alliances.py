@@ -3,7 +3,6 @@
 import numpy as np
 import pandas as pd
 import pytest
-
 from allypot.data.build.alliances import (
     ALLIANCE_FILE,
     ALLIANCE_ITEMS_SCHEMA,
@@ -16,6 +15,7 @@ from allypot.data.build.alliances import (
     write_alliance_tables,
 )
 from allypot.data.schema import ExclusionLog, read_table
+
 from allypot.paths import DEFAULT_RAW_DIR
 
 

@@ -3,8 +3,8 @@
 from pathlib import Path
 
 import pytest
-
 from allypot.data.build import build_all
+
 from allypot.paths import TABLES_DIR
 
 RAW = Path(__file__).resolve().parents[1].parent / "shared/data/raw"

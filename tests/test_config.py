@@ -3,8 +3,13 @@
 from pathlib import Path
 
 import pytest
+from allypot.inference.config import (
+    ConfigError,
+    load_config,
+    model_options,
+    resolve_config,
+)
 
-from allypot.inference.config import ConfigError, load_config, model_options, resolve_config
 from allypot.paths import CONFIGS_DIR
 
 FIXTURES = Path(__file__).parent / "fixtures" / "configs"

@@ -4,7 +4,6 @@ import math
 
 import pandas as pd
 import pytest
-
 from allypot.data.build.covariates import (
     COVARIATES_SCHEMA,
     COW_CAPITALS_FILE,
@@ -16,6 +15,7 @@ from allypot.data.build.covariates import (
     write_covariate_tables,
 )
 from allypot.data.schema import ExclusionLog, read_table
+
 from allypot.paths import DEFAULT_RAW_DIR
 
 

@@ -4,7 +4,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from allypot.data.build.crosswalk import (
     CROSSWALK_SCHEMA,
     PLACEMATS,
@@ -16,6 +15,7 @@ from allypot.data.build.crosswalk import (
     write_crosswalk,
 )
 from allypot.data.schema import ExclusionLog, validate
+
 from allypot.paths import DEFAULT_RAW_DIR
 
 

@@ -4,14 +4,18 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 import pytest
-from scipy.stats import norm
-
-from allypot.models.compose import ModelOptions, build_contribution_model, build_joint_model, build_measurement_model
+from allypot.models.compose import (
+    ModelOptions,
+    build_contribution_model,
+    build_joint_model,
+    build_measurement_model,
+)
 from allypot.models.dyad_depth import ally_matrix_from_membership, us_dyad_depth
 from allypot.models.irt import simulate_items
 from allypot.models.potential import least_squares_line, potential_from_point_estimates
 from allypot.models.simulate import simulate_inputs
 from allypot.priors import PriorConfigError, load_priors
+from scipy.stats import norm
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,6 @@
 
 import numpy as np
 import pytest
-from matplotlib.figure import Figure
-
 from allypot.inference.config import model_options, priors_from_config, resolve_config
 from allypot.inference.prior_check import (
     QUANTITIES,
@@ -15,6 +13,7 @@ from allypot.inference.prior_check import (
 )
 from allypot.models.compose import build_joint_model
 from allypot.models.simulate import simulate_inputs
+from matplotlib.figure import Figure
 
 
 def prior_for(family: str):

@@ -3,9 +3,14 @@
 import numpy as np
 import pandas as pd
 import pytest
-
-from allypot.data.build.published import NAMED_COLUMNS, PUBLISHED_SCHEMA, RAW_FILE, build_published_panel
+from allypot.data.build.published import (
+    NAMED_COLUMNS,
+    PUBLISHED_SCHEMA,
+    RAW_FILE,
+    build_published_panel,
+)
 from allypot.data.schema import ExclusionLog, read_table
+
 from allypot.paths import DEFAULT_RAW_DIR, TABLES_DIR
 
 COMMITTED = TABLES_DIR / "published_panel.csv"

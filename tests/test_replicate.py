@@ -5,7 +5,6 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-
 from allypot.data.build.published import PUBLISHED_SCHEMA
 from allypot.data.schema import read_table
 from allypot.inference.replicate import (
@@ -18,6 +17,7 @@ from allypot.inference.replicate import (
     format_table1,
     replicate_table1,
 )
+
 from allypot.paths import TABLES_DIR
 
 TRUE_BETA = 0.01

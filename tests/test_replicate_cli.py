@@ -3,9 +3,9 @@
 import numpy as np
 import pandas as pd
 import pytest
-
 from allypot.inference.replicate import PAPER_TABLE1
 from allypot.inference.replicate_cli import rebuilt_for_replication, run_replication
+
 from allypot.paths import TABLES_DIR
 
 

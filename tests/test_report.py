@@ -3,12 +3,12 @@
 import numpy as np
 import pandas as pd
 import pytest
-from matplotlib.figure import Figure
-
 from allypot.data import report
 from allypot.data.catalog import SCHEMAS
 from allypot.data.loaders import load_table
 from allypot.data.schema import read_table
+from matplotlib.figure import Figure
+
 from allypot.paths import TABLES_DIR
 
 

@@ -7,9 +7,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-
 from allypot.inference.config import resolve_config
-from allypot.inference.runs import RunMismatchError, compute_run_id, load_run, package_versions, write_run
+from allypot.inference.runs import (
+    RunMismatchError,
+    compute_run_id,
+    load_run,
+    package_versions,
+    write_run,
+)
 
 
 def _fake_run(seed=0):

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from allypot.data.loaders import load_table
 from allypot.data.schema import DataValidationError
+
 from allypot.paths import TABLES_DIR
 
 FIXTURES = Path(__file__).parent / "fixtures"

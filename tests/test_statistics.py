@@ -5,7 +5,6 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 import pytest
-
 from allypot.inference.config import resolve_config
 from allypot.inference.modes import fit_measurement, run_cut, run_joint, run_plugin
 from allypot.inference.sampling import sample_model
@@ -13,8 +12,9 @@ from allypot.models.compose import ModelOptions, build_contribution_model
 from allypot.models.inputs import ITEMS
 from allypot.models.irt import ordered_logit_irt
 from allypot.models.simulate import simulate_inputs
-from allypot.paths import TABLES_DIR
 from allypot.priors import load_priors
+
+from allypot.paths import TABLES_DIR
 
 SAMPLER = {"backend": "nutpie", "chains": 2, "draws": 300, "tune": 400, "target_accept": 0.9}
 # Floor on the correlation of our depth scores with Benson & Clinton's published posterior

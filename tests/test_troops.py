@@ -4,11 +4,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from allypot.data.build import troops as T
 from allypot.data.build.casualties import build_casualties, write_casualties
 from allypot.data.build.crosswalk import CountryResolver, build_crosswalk, read_aliases
 from allypot.data.schema import ExclusionLog
+
 from allypot.paths import DEFAULT_RAW_DIR
 
 

@@ -4,7 +4,6 @@ import io
 
 import pandas as pd
 import pytest
-
 from allypot.data.build.crosswalk import CountryResolver
 from allypot.data.build.unvotes import (
     IDEAL_FILE,
@@ -17,6 +16,7 @@ from allypot.data.build.unvotes import (
     write_unvote_tables,
 )
 from allypot.data.schema import DataValidationError, ExclusionLog, validate
+
 from allypot.paths import DEFAULT_RAW_DIR
 
 

@@ -7,15 +7,24 @@ every raw row left out, which the data report shows.
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 from allypot.data.schema import ExclusionLog
+
 from allypot.paths import DEFAULT_RAW_DIR, TABLES_DIR
 
 
 def build_all(raw_dir: Path = DEFAULT_RAW_DIR, out_dir: Path = TABLES_DIR, progress=print) -> ExclusionLog:
-    from allypot.data.build import alliances, casualties, covariates, crosswalk, panel, published, troops, unvotes
+    from allypot.data.build import (
+        alliances,
+        casualties,
+        covariates,
+        crosswalk,
+        panel,
+        published,
+        troops,
+        unvotes,
+    )
 
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
     if not raw_dir.is_dir():

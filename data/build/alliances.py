@@ -31,8 +31,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from allypot.data.schema import Column, ExclusionLog, TableSchema, sha256_file, write_table
+from allypot.data.schema import (
+    Column,
+    ExclusionLog,
+    TableSchema,
+    sha256_file,
+    write_table,
+)
 
 ATOP_DIR = Path("atop") / "jandresgannon__DoDL"
 ALLIANCE_FILE = ATOP_DIR / "atop5_1a.csv"

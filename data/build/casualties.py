@@ -12,9 +12,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-
 from allypot.data.build.crosswalk import END_YEAR, START_YEAR, CountryResolver
-from allypot.data.schema import Column, ExclusionLog, TableSchema, sha256_file, write_table
+from allypot.data.schema import (
+    Column,
+    ExclusionLog,
+    TableSchema,
+    sha256_file,
+    write_table,
+)
 
 CASUALTIES = Path("afghanistan/CenterForPeaceAndSecurityStudies__ISAF/afghan_casualties.csv")
 NOT_STATES = frozenset({"NATO", "Total"})
@@ -76,6 +81,7 @@ def write_casualties(raw_dir: Path, out_dir: Path, resolver: CountryResolver, lo
 
 if __name__ == "__main__":
     from allypot.data.build.crosswalk import load_resolver
+
     from allypot.paths import DEFAULT_RAW_DIR, TABLES_DIR
 
     print(write_casualties(DEFAULT_RAW_DIR, TABLES_DIR, load_resolver(), ExclusionLog()))

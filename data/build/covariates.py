@@ -18,8 +18,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from allypot.data.schema import Column, ExclusionLog, TableSchema, sha256_file, write_table
+from allypot.data.schema import (
+    Column,
+    ExclusionLog,
+    TableSchema,
+    sha256_file,
+    write_table,
+)
 
 SYSTEM_FILE = Path("cow") / "jandresgannon__DoDL" / "system2016.csv"
 DEMOCRACY_FILE = Path("democracy") / "svmiller__isard" / "cw_democracy.csv"

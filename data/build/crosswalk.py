@@ -31,8 +31,15 @@ import unicodedata
 from pathlib import Path
 
 import pandas as pd
+from allypot.data.schema import (
+    Column,
+    ExclusionLog,
+    TableSchema,
+    read_table,
+    sha256_file,
+    write_table,
+)
 
-from allypot.data.schema import Column, ExclusionLog, TableSchema, read_table, sha256_file, write_table
 from allypot.paths import DEFAULT_RAW_DIR, REPO_ROOT, TABLES_DIR
 
 START_YEAR, END_YEAR = 2001, 2014

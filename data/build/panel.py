@@ -18,10 +18,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-
-from allypot.data.schema import Column, ExclusionLog, TableSchema, read_table, sha256_file, write_table
+from allypot.data.schema import (
+    Column,
+    ExclusionLog,
+    TableSchema,
+    read_table,
+    sha256_file,
+    write_table,
+)
 
 # States with coalition deaths in Afghanistan (one each per Wikipedia's ISAF tally, raw
 # afghanistan/SOURCES.md) but no column in afghan_casualties.csv: Belgium, Bulgaria,

@@ -39,8 +39,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from allypot.data.schema import (
+    Column,
+    DataValidationError,
+    ExclusionLog,
+    TableSchema,
+    sha256_file,
+    write_table,
+)
 
-from allypot.data.schema import Column, DataValidationError, ExclusionLog, TableSchema, sha256_file, write_table
 from allypot.paths import DEFAULT_RAW_DIR, TABLES_DIR
 
 RAW_FILE = Path("afghanistan") / "CenterForPeaceAndSecurityStudies__ISAF" / "converted" / "iiss_afghan_complete.rds.csv"

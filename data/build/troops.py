@@ -27,9 +27,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
 from allypot.data.build.crosswalk import END_YEAR, START_YEAR, CountryResolver
-from allypot.data.schema import Column, ExclusionLog, TableSchema, sha256_file, write_table
+from allypot.data.schema import (
+    Column,
+    ExclusionLog,
+    TableSchema,
+    sha256_file,
+    write_table,
+)
+
 from allypot.paths import REPO_ROOT
 
 CONFIG_PATH = REPO_ROOT / "data" / "build_config.toml"
@@ -455,6 +461,7 @@ def write_troop_tables(raw_dir: Path, out_dir: Path, rules: TroopRules, resolver
 
 if __name__ == "__main__":
     from allypot.data.build.crosswalk import load_resolver
+
     from allypot.paths import DEFAULT_RAW_DIR, TABLES_DIR
 
     for written in write_troop_tables(DEFAULT_RAW_DIR, TABLES_DIR, load_rules(), load_resolver(), ExclusionLog()).values():

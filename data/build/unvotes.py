@@ -22,9 +22,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-
 from allypot.data.build.crosswalk import ALIASES_PATH, CountryResolver, load_resolver
-from allypot.data.schema import Column, ExclusionLog, TableSchema, sha256_file, write_table
+from allypot.data.schema import (
+    Column,
+    ExclusionLog,
+    TableSchema,
+    sha256_file,
+    write_table,
+)
+
 from allypot.paths import TABLES_DIR
 
 UN_DIR = Path("unvotes") / "cran__unvotes"
