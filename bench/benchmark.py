@@ -43,6 +43,7 @@ def benchmark(config: dict, backend: str) -> dict:
     rhat_effect = float(az.rhat(idata, var_names=["potential_effect"])["potential_effect"])
     return {
         "backend": backend,
+        "seed": config["run"]["seed"],
         "chains": sampler["chains"],
         "draws": sampler["draws"],
         "wall_s": round(wall, 1),
@@ -68,11 +69,14 @@ def main(argv=None) -> pd.DataFrame:
     parser.add_argument("--chains", type=int)
     parser.add_argument("--draws", type=int)
     parser.add_argument("--tune", type=int)
+    parser.add_argument("--seed", type=int, help="override run.seed (the joint posterior is bimodal: chains' modes depend on it)")
     args = parser.parse_args(argv)
     config = load_config(args.config)
     for key in ("chains", "draws", "tune"):
         if getattr(args, key) is not None:
             config["sampler"][key] = getattr(args, key)
+    if args.seed is not None:
+        config["run"]["seed"] = args.seed
     rows = []
     for backend in args.backends:
         print(f"\n=== {backend} ===", flush=True)

@@ -11,7 +11,7 @@ import pandas as pd
 from allypot.diagnostics.feedback import chain_modes, compute_feedback
 from allypot.diagnostics.summary import headline_summary, interval, sampler_health
 from allypot.inference.config import model_options, priors_from_config
-from allypot.inference.modes import NAME_TO_MODE, ModeResult, fit_measurement
+from allypot.inference.modes import NAME_TO_MODE, ModeResult, attach_measurement, fit_measurement
 from allypot.inference.runs import (
     compute_run_id,
     data_hash,
@@ -97,6 +97,8 @@ def compare_modes(config: dict, tables_dir: Path, runs_dir: Path, progress: bool
         mode_config = config | {"model": config["model"] | {"mode": mode}}
         t0 = time.perf_counter()
         result = NAME_TO_MODE[mode](inputs, options, priors, mode_config, measurement=measurement, progress=progress)
+        if mode == "joint":
+            attach_measurement(result.idata, measurement)
         paths[mode] = _save(mode_config, result, inputs, tables_dir, runs_dir, t0 if mode == "joint" else started)
         results[mode] = result
         rows[mode] = effect_row(result.idata) | convergence_row(result)

@@ -35,6 +35,11 @@ from allypot.models.potential import potential_from_point_estimates
 from tqdm.auto import tqdm
 
 
+# measurement-posterior quantities a cut or plug-in run keeps (group "measurement"), so the
+# outcome's feedback and the plug-in potential can be recomputed from the folder, no refit
+MEASUREMENT_KEPT = ("depth_theta", "depth", "pref_row", "potential", "projection_slope", "projection_intercept")
+
+
 @dataclass
 class ModeResult:
     idata: xr.DataTree
@@ -65,6 +70,7 @@ def run_plugin(inputs, options, priors, config, measurement=None, progress=True)
     model = build_contribution_model(inputs, options, priors, potential)
     idata, seconds = sample_model(model, config["sampler"], config["run"]["seed"], progress)
     add_log_densities(idata, model, options.family)
+    attach_measurement(idata, measurement)
     return ModeResult(
         idata,
         measurement.timings | {"sampling_s": seconds},
@@ -126,11 +132,18 @@ def run_cut(inputs, options, priors, config, measurement=None, progress=True) ->
     pooled["cut_potential"] = xr.DataTree(
         xr.Dataset({"potential": (("fit", "row"), potentials.isel(sample=picks).to_numpy())})
     )
+    attach_measurement(pooled, measurement)
     return ModeResult(
         pooled,
         measurement.timings | {"sampling_s": seconds},
         measurement.info | {"divergences": divergences(pooled), "cut_fits": n_fits, "cut_max_rhat_within_fit": max_rhat},
     )
+
+
+def attach_measurement(idata: xr.DataTree, measurement: ModeResult) -> xr.DataTree:
+    """Keep the measurement posterior's key quantities in the run (group ``measurement``)."""
+    idata["measurement"] = xr.DataTree(measurement.idata["posterior"].to_dataset()[list(MEASUREMENT_KEPT)])
+    return idata
 
 
 def pool_fits(parts: list[xr.DataTree]) -> xr.DataTree:

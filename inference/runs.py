@@ -68,7 +68,7 @@ def package_versions() -> dict[str, str]:
 # Draws of these groups are stored as float32: 7 significant digits are far below Monte Carlo
 # error, and a joint posterior with its per-row deterministics and pointwise log likelihood
 # otherwise takes ~0.5 GB per run.
-SINGLE_PRECISION_GROUPS = ("posterior", "log_likelihood")
+SINGLE_PRECISION_GROUPS = ("posterior", "log_likelihood", "measurement")
 
 
 def _netcdf_safe(idata: xr.DataTree) -> tuple[xr.DataTree, dict]:

@@ -99,8 +99,9 @@ def test_measurement_uncertainty_widens_the_effect_interval(simulated_fits):
 
 def test_every_mode_keeps_log_likelihood_and_log_prior(simulated_fits):
     inputs, _, fits = simulated_fits
-    for fit in fits.values():
+    for mode, fit in fits.items():
         assert fit.idata["log_likelihood"]["share_z"].sizes["row"] == len(inputs.rows)
+        assert mode == "joint" or "depth_theta" in fit.idata["measurement"].data_vars
         assert "beta" in fit.idata["log_prior"].data_vars
         assert "depth_theta" not in fit.idata["log_prior"].data_vars
 
