@@ -4,7 +4,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from allypot.data.build.alliances import (
-    ALLIANCE_FILE,
     ALLIANCE_ITEMS_SCHEMA,
     ITEMS,
     build_alliance_items,
@@ -16,14 +15,6 @@ from allypot.data.build.alliances import (
 )
 from allypot.data.schema import ExclusionLog, read_table
 
-from allypot.paths import DEFAULT_RAW_DIR
-
-
-@pytest.fixture(scope="module")
-def raw_dir():
-    if not (DEFAULT_RAW_DIR / ALLIANCE_FILE).exists():
-        pytest.skip(f"raw data absent: {DEFAULT_RAW_DIR / ALLIANCE_FILE}")
-    return DEFAULT_RAW_DIR
 
 
 def _atop(**cols):

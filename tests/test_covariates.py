@@ -16,14 +16,6 @@ from allypot.data.build.covariates import (
 )
 from allypot.data.schema import ExclusionLog, read_table
 
-from allypot.paths import DEFAULT_RAW_DIR
-
-
-@pytest.fixture(scope="module")
-def raw_dir():
-    if not (DEFAULT_RAW_DIR / COW_CAPITALS_FILE).exists():
-        pytest.skip(f"raw data absent: {DEFAULT_RAW_DIR / COW_CAPITALS_FILE}")
-    return DEFAULT_RAW_DIR
 
 
 def test_haversine_known_pairs():

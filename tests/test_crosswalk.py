@@ -1,6 +1,5 @@
 """Crosswalk and CountryResolver: every source's countries map, unknown names fail loudly."""
 
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -16,14 +15,6 @@ from allypot.data.build.crosswalk import (
 )
 from allypot.data.schema import ExclusionLog, validate
 
-from allypot.paths import DEFAULT_RAW_DIR
-
-
-@pytest.fixture(scope="module")
-def raw_dir() -> Path:
-    if not DEFAULT_RAW_DIR.exists():
-        pytest.skip(f"raw data not found at {DEFAULT_RAW_DIR}")
-    return DEFAULT_RAW_DIR
 
 
 @pytest.fixture(scope="module")

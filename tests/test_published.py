@@ -6,21 +6,13 @@ import pytest
 from allypot.data.build.published import (
     NAMED_COLUMNS,
     PUBLISHED_SCHEMA,
-    RAW_FILE,
     build_published_panel,
 )
 from allypot.data.schema import ExclusionLog, read_table
 
-from allypot.paths import DEFAULT_RAW_DIR, TABLES_DIR
+from allypot.paths import TABLES_DIR
 
 COMMITTED = TABLES_DIR / "published_panel.csv"
-
-
-@pytest.fixture(scope="module")
-def raw_dir():
-    if not (DEFAULT_RAW_DIR / RAW_FILE).exists():
-        pytest.skip(f"raw data absent: {DEFAULT_RAW_DIR / RAW_FILE}")
-    return DEFAULT_RAW_DIR
 
 
 @pytest.fixture(scope="module")

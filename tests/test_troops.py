@@ -9,14 +9,6 @@ from allypot.data.build.casualties import build_casualties, write_casualties
 from allypot.data.build.crosswalk import CountryResolver, build_crosswalk, read_aliases
 from allypot.data.schema import ExclusionLog
 
-from allypot.paths import DEFAULT_RAW_DIR
-
-
-@pytest.fixture(scope="module")
-def raw_dir() -> Path:
-    if not DEFAULT_RAW_DIR.exists():
-        pytest.skip(f"raw data not found at {DEFAULT_RAW_DIR}")
-    return DEFAULT_RAW_DIR
 
 
 @pytest.fixture(scope="module")

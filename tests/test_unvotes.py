@@ -9,7 +9,6 @@ from allypot.data.build.unvotes import (
     IDEAL_FILE,
     SYSTEM_FILE,
     UN_AGREEMENT_SCHEMA,
-    VOTES_FILE,
     agreement_counts,
     build_ideal_points,
     build_un_agreement,
@@ -17,14 +16,6 @@ from allypot.data.build.unvotes import (
 )
 from allypot.data.schema import DataValidationError, ExclusionLog, validate
 
-from allypot.paths import DEFAULT_RAW_DIR
-
-
-@pytest.fixture(scope="module")
-def raw_dir():
-    if not (DEFAULT_RAW_DIR / VOTES_FILE).exists():
-        pytest.skip(f"raw data absent: {DEFAULT_RAW_DIR / VOTES_FILE}")
-    return DEFAULT_RAW_DIR
 
 
 # rcid 1, 2: session 56 (2001); rcid 3: session 57 (2002); rcid 4: the US did not vote;
