@@ -2,7 +2,9 @@
 #   make run   - install, then fit the default joint model on the bundled data and print the
 #                alliance-potential effect under joint, cut and plug-in inference
 #   make test  - install, then run the test suite
-PYTHON ?= $(shell command -v python3.12 || echo "env PYENV_VERSION=3.12.1 python3")
+# the first Python >= 3.12 that actually runs (a pyenv shim can exist without working)
+PYTHON ?= $(shell for c in python3.12 python3.13 "env PYENV_VERSION=3.12.1 python3" python3; do \
+	$$c -c 'import sys; assert sys.version_info >= (3, 12)' 2>/dev/null && { echo "$$c"; break; }; done)
 VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?= inference/configs/joint_default.toml
