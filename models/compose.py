@@ -109,7 +109,3 @@ def build_contribution_model(
         fixed = pm.Data("potential", np.asarray(potential, dtype="float64"), dims="row")
         _contribution(fixed, inputs, options, priors)
     return model
-
-
-# variables of the outcome part, for log-likelihood and the feedback report
-MEASUREMENT_SUMMARIES = ("depth", "pref_row", "potential", "depth_theta")

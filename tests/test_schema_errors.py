@@ -55,36 +55,23 @@ def test_duplicate_key(head, tmp_path):
     assert "rows 5, 7" in message
 
 
-def test_negative_troops(head, tmp_path):
-    broken = head.copy()
-    broken.loc[9, "troops_afghanistan"] = "-12"
-    message = _error(_write(broken, tmp_path))
-    assert "user_panel.csv" in message and "'troops_afghanistan'" in message and "row 11" in message
-    assert "minimum" in message
-
-
-def test_share_above_one(head, tmp_path):
-    broken = head.copy()
-    broken.loc[20, "share"] = "1.5"
-    message = _error(_write(broken, tmp_path))
-    assert "user_panel.csv" in message and "'share'" in message and "row 22" in message
-    assert "maximum" in message
-
-
-def test_unknown_country_code(head, tmp_path):
+@pytest.mark.parametrize(
+    ("index", "column", "value", "file_row", "expected"),
+    [
+        (9, "troops_afghanistan", "-12", 11, "minimum"),  # negative troops
+        (20, "share", "1.5", 22, "maximum"),  # share above 1
+        (0, "ccode", "9999", 2, "9999"),  # unknown country code (the crosswalk is committed)
+        (30, "troops_afghanistan", "1,2x3", 32, "'1,2x3'"),  # unparseable number
+    ],
+    ids=["negative_troops", "share_above_one", "unknown_country_code", "unparseable_number"],
+)
+def test_bad_cell_is_named_by_file_column_and_row(head, tmp_path, index, column, value, file_row, expected):
     assert (TABLES_DIR / "crosswalk.csv").exists()
     broken = head.copy()
-    broken.loc[0, "ccode"] = "9999"
+    broken.loc[index, column] = value
     message = _error(_write(broken, tmp_path))
-    assert "user_panel.csv" in message and "'ccode'" in message and "9999" in message and "row 2" in message
-
-
-def test_unparseable_number(head, tmp_path):
-    broken = head.copy()
-    broken.loc[30, "troops_afghanistan"] = "1,2x3"
-    message = _error(_write(broken, tmp_path))
-    assert "user_panel.csv" in message and "'troops_afghanistan'" in message and "row 32" in message
-    assert "'1,2x3'" in message
+    assert "user_panel.csv" in message and f"'{column}'" in message and f"row {file_row}" in message
+    assert expected in message
 
 
 def test_other_tables_named_in_errors():

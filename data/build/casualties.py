@@ -24,6 +24,11 @@ from allypot.data.schema import (
 CASUALTIES = Path("afghanistan/CenterForPeaceAndSecurityStudies__ISAF/afghan_casualties.csv")
 NOT_STATES = frozenset({"NATO", "Total"})
 
+# States with coalition deaths in Afghanistan (one each per Wikipedia's ISAF tally, raw
+# afghanistan/SOURCES.md) but no column in afghan_casualties.csv: Belgium, Bulgaria, Croatia,
+# Montenegro (COW codes). Their casualty counts are unknown, not zero.
+DEATHS_WITHOUT_COLUMN = {211: "Belgium", 355: "Bulgaria", 344: "Croatia", 341: "Montenegro"}
+
 CASUALTIES_SCHEMA = TableSchema(
     name="casualties",
     description=(

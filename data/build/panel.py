@@ -9,7 +9,8 @@ Steps
 3. Active armed forces (armed_forces.csv) and the outcomes: ``share`` = troops / armed
    forces (undefined where armed forces are missing or 0), troops per GDP and per capita.
 4. Casualties (casualties.csv): the source lists 28 nations; an unlisted state had none,
-   except the states with known deaths but no column there (``CASUALTIES_UNKNOWN``),
+   except the states with known deaths but no column there
+   (``casualties.DEATHS_WITHOUT_COLUMN``),
    which stay missing.
 5. US alliance ties (us_alliance_membership.csv), UN agreement counts, ideal points.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+from allypot.data.build.casualties import DEATHS_WITHOUT_COLUMN
 from allypot.data.schema import (
     Column,
     ExclusionLog,
@@ -27,11 +29,6 @@ from allypot.data.schema import (
     sha256_file,
     write_table,
 )
-
-# States with coalition deaths in Afghanistan (one each per Wikipedia's ISAF tally, raw
-# afghanistan/SOURCES.md) but no column in afghan_casualties.csv: Belgium, Bulgaria,
-# Croatia, Montenegro. Their casualty counts are unknown, not zero.
-CASUALTIES_UNKNOWN = {211, 355, 344, 341}
 
 PANEL_SCHEMA = TableSchema(
     name="panel",
@@ -115,7 +112,7 @@ def build_panel(tables: dict[str, pd.DataFrame], log: ExclusionLog) -> pd.DataFr
     cas = tables["casualties"]
     panel = panel.merge(cas, on=key, how="left")
     listed = set(cas["ccode"])
-    unlisted = ~panel["ccode"].isin(listed) & ~panel["ccode"].isin(CASUALTIES_UNKNOWN)
+    unlisted = ~panel["ccode"].isin(listed) & ~panel["ccode"].isin(DEATHS_WITHOUT_COLUMN)
     panel.loc[unlisted, ["casualties", "casualties_cum"]] = 0.0
 
     membership = tables["us_alliance_membership"]
