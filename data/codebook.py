@@ -27,11 +27,12 @@ def _range(col: Column) -> str:
     """The values a column may take, as the schema enforces them."""
     if col.allowed is not None:
         return "{" + ", ".join(str(v) for v in col.allowed) + "}"
+    infinite = "" if col.finite or col.dtype == "str" else "inf allowed"
     if col.min is None and col.max is None:
-        return ""
+        return infinite
     low = "" if col.min is None else f"{col.min:g}"
     high = "" if col.max is None else f"{col.max:g}"
-    return f"[{low}, {high}]"
+    return f"[{low}, {high}]" + (f", {infinite}" if infinite else "")
 
 
 def table_section(name: str, tables_dir: Path = TABLES_DIR) -> str:
@@ -78,7 +79,8 @@ def write_codebook(out_path: Path = DEFAULT_OUT, tables_dir: Path = TABLES_DIR) 
         "(type, range, allowed values, required cells, unique key, known COW codes).",
         "",
         "Types: `int`/`float` must parse as numbers (an unparseable cell is an error, not a missing value); `str` "
-        "is kept as text (Namibia's ISO2 `NA` survives); `bool` is true/false; empty cells are missing values. "
+        "is kept as text (Namibia's ISO2 `NA` survives); `bool` is true/false; an empty cell, `NA` or `NaN` in a "
+        "number column is a missing value; `inf` is refused unless the range says it is allowed. "
         "`required` = the column may not be empty.",
         "",
         "Tables: " + ", ".join(f"[`{name}`](#{name})" for name in SCHEMAS),

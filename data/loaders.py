@@ -11,17 +11,25 @@ from pathlib import Path
 
 import pandas as pd
 from allypot.data.catalog import SCHEMAS, UNCHECKED_CODES
-from allypot.data.schema import read_table
+from allypot.data.schema import DataValidationError, read_table
 
 from allypot.paths import TABLES_DIR
 
 
-def known_ccodes(tables_dir: Path = TABLES_DIR) -> set[int] | None:
-    """COW codes of the crosswalk (every state in the system 2001-2014), if it is there."""
+def known_ccodes(tables_dir: Path = TABLES_DIR, table: str = "") -> set[int]:
+    """COW codes of the crosswalk (every state in the system 2001-2014) in ``tables_dir``.
+
+    A folder without a crosswalk is an error, not a reason to skip the check: otherwise any
+    code, 9999 included, would pass.
+    """
     path = Path(tables_dir) / "crosswalk.csv"
-    if not path.exists():
-        return None
-    return set(pd.read_csv(path, usecols=["ccode"])["ccode"].astype(int))
+    if not path.is_file():
+        what = f"table {table!r}" if table else "a table"
+        raise DataValidationError(
+            f"{path}: not found; the country codes of {what} are checked against it"
+            f" (pass --tables with a folder holding crosswalk.csv, e.g. the bundled {TABLES_DIR})"
+        )
+    return set(read_table(path, SCHEMAS["crosswalk"])["ccode"].astype(int))
 
 
 def load_table(name: str, tables_dir: Path = TABLES_DIR, filename: str | None = None, path: Path | None = None) -> pd.DataFrame:
@@ -29,5 +37,5 @@ def load_table(name: str, tables_dir: Path = TABLES_DIR, filename: str | None = 
     if name not in SCHEMAS:
         raise KeyError(f"unknown table {name!r}; known: {sorted(SCHEMAS)}")
     target = Path(path) if path is not None else Path(tables_dir) / (filename or f"{name}.csv")
-    codes = None if name in UNCHECKED_CODES else known_ccodes(tables_dir)
+    codes = None if name in UNCHECKED_CODES else known_ccodes(tables_dir, name)
     return read_table(target, SCHEMAS[name], known_ccodes=codes)

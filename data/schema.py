@@ -9,7 +9,9 @@ documentation cannot drift from what is checked.
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +39,8 @@ class Column:
     min: float | None = None
     max: float | None = None
     allowed: tuple | None = None
+    # numbers must be finite unless a source really holds inf (the published panel's ratios)
+    finite: bool = True
 
     def __post_init__(self):
         if self.dtype not in DTYPES:
@@ -63,10 +67,15 @@ class TableSchema:
         raise KeyError(f"{self.name} has no column {name!r}")
 
 
-def _rows(mask: pd.Series, limit: int = 10) -> str:
-    """Describe offending rows by their 1-based data row number in the file (header = row 1)."""
+def _rows(mask: pd.Series, row_numbers: np.ndarray | None = None, limit: int = 10) -> str:
+    """Describe offending rows by their row number in the file (header = row 1).
+
+    ``row_numbers`` gives each data row's line in the file when it was read from one (blank
+    lines skipped); without it, data row i is file row i + 2.
+    """
     idx = np.flatnonzero(mask.to_numpy())
-    shown = ", ".join(str(i + 2) for i in idx[:limit])
+    numbers = idx + 2 if row_numbers is None else np.asarray(row_numbers)[idx]
+    shown = ", ".join(str(n) for n in numbers[:limit])
     more = f" and {len(idx) - limit} more" if len(idx) > limit else ""
     return f"row{'s' if len(idx) > 1 else ''} {shown}{more}"
 
@@ -74,14 +83,78 @@ def _rows(mask: pd.Series, limit: int = 10) -> str:
 def read_table(path: str | Path, schema: TableSchema, known_ccodes: set[int] | None = None) -> pd.DataFrame:
     """Read a CSV and validate it against ``schema``.
 
-    Text columns stay text (``keep_default_na`` is off for them), numbers are parsed strictly:
-    a cell that is neither empty nor a number is an error, not a silent NaN.
+    Every cell is read as text and numbers are parsed strictly: a cell that is neither empty
+    nor a number is an error, not a silent NaN. A file that cannot be read as a CSV table
+    (a folder, empty, not UTF-8, a row with too many or too few fields, only a header) fails
+    with one line naming the file and the row.
     """
     path = Path(path)
+    text = _read_text(path, schema)
+    frame, row_numbers = _parse_csv(text, path, schema)
+    return validate(frame, schema, source=str(path), known_ccodes=known_ccodes, row_numbers=row_numbers)
+
+
+def _read_text(path: Path, schema: TableSchema) -> str:
+    """The file's text, or a :class:`DataValidationError` saying why it is not a readable table."""
     if not path.exists():
         raise DataValidationError(f"{path}: file not found (table {schema.name!r})")
-    raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[])
-    return validate(raw, schema, source=str(path), known_ccodes=known_ccodes)
+    if path.is_dir():
+        raise DataValidationError(f"{path}: is a folder, not a CSV file (table {schema.name!r})")
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise DataValidationError(f"{path}: cannot be read ({err.strerror})") from None
+    if not data.strip():
+        raise DataValidationError(
+            f"{path}: file is empty; table {schema.name!r} needs a header row naming its"
+            f" {len(schema.columns)} columns ({', '.join(schema.column_names[:3])}, ...)"
+        )
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        row = data[: err.start].count(b"\n") + 1
+        field = data[: err.start].rsplit(b"\n", 1)[-1].count(b",")
+        header = next(csv.reader([data.split(b"\n", 1)[0].decode("utf-8", errors="replace")]))
+        column = f"column {header[field]!r}" if row > 1 and field < len(header) else f"field {field + 1}"
+        raise DataValidationError(
+            f"{path}: row {row}, {column} is not UTF-8 text (byte 0x{data[err.start]:02x});"
+            " save the file as UTF-8"
+        ) from None
+
+
+def _parse_csv(text: str, path: Path, schema: TableSchema) -> tuple[pd.DataFrame, np.ndarray]:
+    """Split CSV text into a frame of strings and each data row's line number in the file.
+
+    Blank lines are skipped (pandas does the same); a row whose field count differs from the
+    header's is an error rather than a shifted or padded row.
+    """
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+        rows, row_numbers = [], []
+        for row in reader:
+            if not row:
+                continue
+            if len(row) != len(header):
+                if len(row) > len(header):
+                    detail = f"{len(row) - len(header)} more than the header's {len(header)} (after column {header[-1]!r})"
+                else:
+                    detail = f"fewer than the header's {len(header)} (no value for column {header[len(row)]!r})"
+                raise DataValidationError(
+                    f"{path}: row {reader.line_num} has {len(row)} fields, {detail};"
+                    " a value containing a comma must be quoted"
+                )
+            rows.append(row)
+            row_numbers.append(reader.line_num)
+    except csv.Error as err:
+        raise DataValidationError(f"{path}: row {reader.line_num} is not valid CSV ({err})") from None
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        raise DataValidationError(f"{path}: row 1 (header) names column(s) {repeated} more than once")
+    if not rows:
+        raise DataValidationError(f"{path}: no data rows, only a header (table {schema.name!r})")
+    frame = pd.DataFrame(rows, columns=header, dtype=str)
+    return frame, np.asarray(row_numbers)
 
 
 def validate(
@@ -89,13 +162,15 @@ def validate(
     schema: TableSchema,
     source: str = "<dataframe>",
     known_ccodes: set[int] | None = None,
+    row_numbers: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Check ``df`` against ``schema`` and return it with declared dtypes.
 
     Raises :class:`DataValidationError` naming ``source``, the column and the rows for:
     missing columns, unparseable numbers, values out of range or not allowed, nulls in
     non-nullable columns, duplicate keys, unknown country codes (when ``known_ccodes``
-    is given, for every column named ``ccode``) and failed row checks.
+    is given, for every column named ``ccode``) and failed row checks. ``row_numbers`` are
+    the data rows' lines in the file read, for the messages.
     """
     missing = [c for c in schema.column_names if c not in df.columns]
     if missing:
@@ -104,32 +179,32 @@ def validate(
         )
     out = pd.DataFrame(index=df.index)
     for col in schema.columns:
-        out[col.name] = _coerce(df[col.name], col, source)
+        out[col.name] = _coerce(df[col.name], col, source, row_numbers)
     for col in schema.columns:
         values = out[col.name]
         null = values.isna()
         if not col.nullable and null.any():
-            raise DataValidationError(f"{source}: column {col.name!r} is empty at {_rows(null)}")
+            raise DataValidationError(f"{source}: column {col.name!r} is empty at {_rows(null, row_numbers)}")
         if col.min is not None:
             bad = ~null & (values < col.min)
             if bad.any():
                 raise DataValidationError(
-                    f"{source}: column {col.name!r} below its minimum {col.min} at {_rows(bad)}"
-                    f" (first bad value {values[bad].iloc[0]!r})"
+                    f"{source}: column {col.name!r} below its minimum {col.min} at {_rows(bad, row_numbers)}"
+                    f" (first bad value {values[bad].iloc[0]})"
                 )
         if col.max is not None:
             bad = ~null & (values > col.max)
             if bad.any():
                 raise DataValidationError(
-                    f"{source}: column {col.name!r} above its maximum {col.max} at {_rows(bad)}"
-                    f" (first bad value {values[bad].iloc[0]!r})"
+                    f"{source}: column {col.name!r} above its maximum {col.max} at {_rows(bad, row_numbers)}"
+                    f" (first bad value {values[bad].iloc[0]})"
                 )
         if col.allowed is not None:
             bad = ~null & ~values.isin(col.allowed)
             if bad.any():
                 raise DataValidationError(
                     f"{source}: column {col.name!r} has value(s) {sorted(set(values[bad].astype(str)))[:5]}"
-                    f" not in {list(col.allowed)} at {_rows(bad)}"
+                    f" not in {list(col.allowed)} at {_rows(bad, row_numbers)}"
                 )
     if known_ccodes is not None:
         for name in schema.column_names:
@@ -138,26 +213,30 @@ def validate(
                 if bad.any():
                     raise DataValidationError(
                         f"{source}: column {name!r} has unknown COW code(s)"
-                        f" {sorted(set(out[name][bad].astype(int)))[:10]} at {_rows(bad)}"
+                        f" {sorted(set(out[name][bad].astype(int)))[:10]} at {_rows(bad, row_numbers)}"
                     )
     dup = out.duplicated(list(schema.key), keep=False)
     if dup.any():
         raise DataValidationError(
-            f"{source}: duplicate key {list(schema.key)} at {_rows(dup)}"
+            f"{source}: duplicate key {list(schema.key)} at {_rows(dup, row_numbers)}"
             f" (first: {out.loc[dup, list(schema.key)].iloc[0].to_dict()})"
         )
     for message, check in schema.row_checks:
         bad = check(out).fillna(False).astype(bool)
         if bad.any():
-            raise DataValidationError(f"{source}: {message} at {_rows(bad)}")
+            raise DataValidationError(f"{source}: {message} at {_rows(bad, row_numbers)}")
     return out.reset_index(drop=True)
 
 
-def _coerce(values: pd.Series, col: Column, source: str) -> pd.Series:
+# spellings of a missing number: empty, "NA" (R) and "NaN"/"nan" (pandas, numpy)
+MISSING_NUMBER_SPELLINGS = ("", "na", "nan")
+
+
+def _coerce(values: pd.Series, col: Column, source: str, row_numbers: np.ndarray | None = None) -> pd.Series:
     if col.dtype == "str":
         return values.astype("string") if values.dtype != "string" else values
     text = values.astype("string").str.strip()
-    empty = text.isna() | (text == "") | (text.str.upper() == "NA") | (text == "nan")
+    empty = text.isna() | text.str.lower().isin(MISSING_NUMBER_SPELLINGS)
     if col.dtype == "date":
         parsed = pd.to_datetime(text.where(~empty), errors="coerce", format="%Y-%m-%d")
     elif col.dtype == "bool":
@@ -170,14 +249,21 @@ def _coerce(values: pd.Series, col: Column, source: str) -> pd.Series:
     if bad.any():
         first = values[bad].iloc[0]
         raise DataValidationError(
-            f"{source}: column {col.name!r} has unparseable {col.dtype} value {first!r} at {_rows(bad)}"
+            f"{source}: column {col.name!r} has unparseable {col.dtype} value {first!r} at {_rows(bad, row_numbers)}"
         )
+    if col.dtype in ("int", "float") and col.finite:
+        infinite = parsed.notna() & ~np.isfinite(parsed.astype("float64"))
+        if infinite.any():
+            raise DataValidationError(
+                f"{source}: column {col.name!r} has non-finite value {values[infinite].iloc[0]!r}"
+                f" at {_rows(infinite, row_numbers)}"
+            )
     if col.dtype == "int":
         not_whole = parsed.notna() & (parsed != np.round(parsed))
         if not_whole.any():
             raise DataValidationError(
                 f"{source}: column {col.name!r} has non-integer value {values[not_whole].iloc[0]!r}"
-                f" at {_rows(not_whole)}"
+                f" at {_rows(not_whole, row_numbers)}"
             )
         return parsed.astype("Int64")
     if col.dtype == "float":
@@ -206,7 +292,8 @@ def write_table(df: pd.DataFrame, path: str | Path, schema: TableSchema, sources
         "sha256": digest,
         "sources": dict(sorted(sources.items())),
         "columns": [
-            {k: v for k, v in c.__dict__.items() if v not in (None, "") and k != "name"} | {"name": c.name}
+            {k: v for k, v in c.__dict__.items() if v not in (None, "") and k != "name" and (k, v) != ("finite", True)}
+            | {"name": c.name}
             for c in schema.columns
         ],
     }

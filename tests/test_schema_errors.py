@@ -6,6 +6,7 @@ track the real header; the row numbers asserted are file rows (header = row 1).
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from allypot.data.loaders import load_table
@@ -86,3 +87,52 @@ def test_other_tables_named_in_errors():
 def test_missing_file_named(tmp_path):
     message = _error(tmp_path / "absent.csv")
     assert "absent.csv" in message and "not found" in message
+
+
+@pytest.mark.parametrize("spelling", ["NaN", "nan", "NA", ""])
+def test_missing_number_spellings_load_as_missing(head, tmp_path, spelling):
+    broken = head.copy()
+    broken.loc[4, "polity2"] = spelling
+    frame = load_table("panel", path=_write(broken, tmp_path))
+    assert pd.isna(frame.loc[4, "polity2"])
+    assert frame["polity2"].drop(index=4).equals(load_table("panel", path=_write(head, tmp_path, "intact.csv"))["polity2"].drop(index=4))
+
+
+def test_nan_in_a_required_column_is_named_as_empty(head, tmp_path):
+    broken = head.copy()
+    broken.loc[6, "ccode"] = "NaN"
+    message = _error(_write(broken, tmp_path))
+    assert "'ccode'" in message and "empty" in message and "row 8" in message
+
+
+def test_share_rounded_to_three_significant_digits_passes_two_percent_off_fails(tmp_path):
+    """Within rounding means what a 3-significant-digit share can be off by, and no more."""
+    full = pd.read_csv(TABLES_DIR / "panel.csv", dtype=str, keep_default_na=False)
+    share = pd.to_numeric(full["share"].replace("", None))
+    rounded = full.copy()
+    rounded["share"] = [f"{v:.3g}" if pd.notna(v) else "" for v in share]
+    assert len(load_table("panel", path=_write(rounded, tmp_path, "rounded.csv"))) == len(full)
+    positive = int((share > 0).to_numpy().argmax())
+    off = full.copy()
+    off.loc[positive, "share"] = repr(float(share[positive]) * 1.02)
+    message = _error(_write(off, tmp_path, "off.csv"))
+    assert "'share'" in message and f"row {positive + 2}" in message
+
+
+def test_rows_are_counted_in_the_file_across_blank_lines(head, tmp_path):
+    lines = head.to_csv(index=False, lineterminator="\n").splitlines()
+    lines.insert(3, "")  # a blank line after file row 3
+    lines[10] = lines[10].replace(lines[10].split(",")[0], "9999", 1)  # file row 11
+    path = tmp_path / "blank.csv"
+    path.write_text("\n".join(lines) + "\n")
+    message = _error(path)
+    assert "9999" in message and "row 11" in message
+
+
+def test_inf_is_kept_only_where_the_schema_allows_it():
+    from allypot.data.catalog import SCHEMAS
+
+    published = load_table("published_panel")
+    assert np.isinf(published["troops_afghan_final_ratio"]).sum() > 0
+    allowing = [(t, c.name) for t, s in SCHEMAS.items() for c in s.columns if not c.finite]
+    assert allowing == [("published_panel", "troops_afghan_ratio"), ("published_panel", "troops_afghan_final_ratio")]

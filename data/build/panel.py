@@ -19,8 +19,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from allypot.data.build.casualties import DEATHS_WITHOUT_COLUMN
+from allypot.data.build.crosswalk import END_YEAR, START_YEAR
 from allypot.data.schema import (
     Column,
     ExclusionLog,
@@ -29,6 +31,18 @@ from allypot.data.schema import (
     sha256_file,
     write_table,
 )
+
+# share = troops / armed forces, written to 10 significant digits; a user's table may round
+# it to 3 (relative error up to 0.5%), more is a different number
+SHARE_RTOL = 5e-3
+
+
+def _share_disagrees(panel: pd.DataFrame) -> pd.Series:
+    """Rows whose share is not troops_afghanistan / armed_forces within rounding."""
+    ratio = panel["troops_afghanistan"].astype("float64") / panel["armed_forces"].astype("float64")
+    present = panel["share"].notna() & panel["troops_afghanistan"].notna() & panel["armed_forces"].notna()
+    return present & ~np.isclose(panel["share"], ratio, rtol=SHARE_RTOL, atol=0)
+
 
 PANEL_SCHEMA = TableSchema(
     name="panel",
@@ -39,7 +53,7 @@ PANEL_SCHEMA = TableSchema(
     key=("ccode", "year"),
     columns=(
         Column("ccode", "int", "COW state code", nullable=False),
-        Column("year", "int", "calendar year", unit="year", nullable=False, min=1990, max=2030),
+        Column("year", "int", "calendar year", unit="year", nullable=False, min=START_YEAR, max=END_YEAR),
         Column("stateabb", "str", "COW state abbreviation", source="COW"),
         Column("us", "bool", "the row is the United States (coalition leader)", nullable=False),
         Column("troops_afghanistan", "float", "troops in Afghanistan (ISAF + OEF); 0 when no source lists the state",
@@ -76,6 +90,7 @@ PANEL_SCHEMA = TableSchema(
     ),
     row_checks=(
         ("un_agree exceeds un_votes", lambda d: d["un_agree"] > d["un_votes"]),
+        (f"column 'share' is not troops_afghanistan / armed_forces (within {SHARE_RTOL:.1%})", _share_disagrees),
     ),
 )
 

@@ -73,7 +73,7 @@ ORIGINAL_COLUMNS: tuple[Column, ...] = (
     _orig("troops_afghan_oef", "float", "IISS troops in Afghanistan under OEF", "persons"),
     _orig("troops_afghan_isaf", "float", "IISS troops in Afghanistan under ISAF", "persons"),
     _orig("troops_afghan_unama", "float", "IISS personnel with UNAMA", "persons"),
-    _orig("troops_afghan_ratio", "float", "troops_afghan_total / troops_total (inf where troops_total = 0)", "ratio"),
+    _orig("troops_afghan_ratio", "float", "troops_afghan_total / troops_total (inf where troops_total = 0)", "ratio", finite=False),
     _orig("milex", "float", "COW military expenditure (-9 = missing)", "thousands of current US$"),
     _orig("milper", "float", "COW military personnel (-9 = missing)", "thousands"),
     _orig("irst", "float", "COW iron and steel production (-9 = missing)", "thousands of tons"),
@@ -98,7 +98,7 @@ ORIGINAL_COLUMNS: tuple[Column, ...] = (
     _orig("casualties", "float", "annual coalition deaths in Afghanistan (afghan_casualties.csv), 0 if unmatched", "deaths per year"),
     _orig("troops", "float", "yearly maximum of the CPASS placemat transcription where it survived the merge", "persons"),
     _orig("troops_afghan_final", "float", "troops (placemat) if present else troops_afghan_total; the published DV numerator", "persons"),
-    _orig("troops_afghan_final_ratio", "float", "troops_afghan_final / troops_total: the published DV (inf where troops_total = 0)", "ratio"),
+    _orig("troops_afghan_final_ratio", "float", "troops_afghan_final / troops_total: the published DV (inf where troops_total = 0)", "ratio", finite=False),
 )
 
 # our name -> (original column, description, unit); values are copied unless noted in
