@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?= inference/configs/joint_default.toml
 
-.PHONY: install run test data report replicate bench clean-runs
+.PHONY: install run test data raw-manifest report replicate bench clean-runs
 
 $(BIN)/allypot: pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ test: install
 # rebuild the derived tables from ../shared/data/raw (needs the raw files)
 data: install
 	$(BIN)/allypot data build
+
+# re-record the sha256 of the raw files the build reads (data/raw_manifest.sha256); only after
+# a deliberate change of the raw data
+raw-manifest: install
+	$(BIN)/allypot data manifest
 
 report: install
 	$(BIN)/allypot data report

@@ -11,14 +11,26 @@ from allypot.paths import DEFAULT_RAW_DIR, REPORT_DIR, RUNS_DIR, TABLES_DIR
 
 def _data_build(args) -> int:
     from allypot.data.build import build_all
-    from allypot.data.codebook import write_codebook
 
-    log = build_all(Path(args.raw), Path(args.out))
-    codebook = write_codebook(Path(args.codebook), Path(args.out))
+    out = Path(args.out)
+    codebook = Path(args.codebook) if args.codebook else out.parent / "CODEBOOK.md"
+    try:
+        log = build_all(Path(args.raw), out, codebook_path=codebook)
+    except FileExistsError as err:
+        print(f"allypot: error: {err}", file=sys.stderr)
+        return 2
     print(f"codebook written to {codebook}")
     frame = log.to_frame()
-    print(f"tables written to {args.out}; {int(frame['n_rows'].sum()) if len(frame) else 0} raw rows excluded "
+    print(f"tables written to {out}; {int(frame['n_rows'].sum()) if len(frame) else 0} raw rows excluded "
           f"for {len(frame)} documented reasons (see exclusions.csv)")
+    return 0
+
+
+def _data_manifest(args) -> int:
+    from allypot.data.build.raw_inputs import write_project_manifest
+
+    path = write_project_manifest(Path(args.raw), Path(args.out))
+    print(f"sha256 of the raw inputs no MANIFEST.sha256 covers written to {path}")
     return 0
 
 
@@ -74,23 +86,40 @@ def _priors_check(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from allypot.data.build.raw_inputs import PROJECT_MANIFEST
+
     parser = argparse.ArgumentParser(prog="allypot", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     data = sub.add_parser("data", help="build, validate and report on the derived tables").add_subparsers(dest="action", required=True)
-    p = data.add_parser("build", help="raw public files -> data/tables/")
+    p = data.add_parser(
+        "build",
+        help="raw public files -> data/tables/ (writes into the repository by default)",
+        description="Check every raw file against its sha256, build all tables into a temporary folder, "
+        "and replace --out (and the codebook) only when every table is built.",
+    )
     p.add_argument("--raw", default=str(DEFAULT_RAW_DIR), help="raw data folder (default: %(default)s)")
-    p.add_argument("--out", default=str(TABLES_DIR))
-    p.add_argument("--codebook", default=str(TABLES_DIR.parent / "CODEBOOK.md"))
+    p.add_argument("--out", default=str(TABLES_DIR), help="folder of tables to replace (default: %(default)s)")
+    p.add_argument("--codebook", help="where to write the codebook (default: CODEBOOK.md beside --out)")
     p.set_defaults(func=_data_build)
+    p = data.add_parser(
+        "manifest",
+        help="record the sha256 of the raw files the build reads (rewrites data/raw_manifest.sha256)",
+        description="Regenerate the project's manifest of raw-file checksums, for the files no MANIFEST.sha256 "
+        "of the raw tree covers; refuses a file that disagrees with its SOURCES.md checksum.",
+    )
+    p.add_argument("--raw", default=str(DEFAULT_RAW_DIR), help="raw data folder (default: %(default)s)")
+    p.add_argument("--out", default=str(PROJECT_MANIFEST), help="manifest to write (default: %(default)s)")
+    p.set_defaults(func=_data_manifest)
     p = data.add_parser("report", help="markdown report with figures on coverage and published-vs-rebuilt")
     p.add_argument("--tables", default=str(TABLES_DIR))
     p.add_argument("--out", default=str(REPORT_DIR))
     p.set_defaults(func=_data_report)
     p = data.add_parser("validate", help="check a user's table against a bundled table's schema")
     p.add_argument("table", help="table name, e.g. panel")
-    p.add_argument("file")
-    p.add_argument("--tables", default=str(TABLES_DIR))
+    p.add_argument("file", help="the CSV file to check")
+    p.add_argument("--tables", default=str(TABLES_DIR),
+                   help="folder whose crosswalk.csv lists the known country codes (default: %(default)s)")
     p.set_defaults(func=_data_validate)
 
     for name, func, help_text in [
