@@ -142,3 +142,17 @@ def test_folder_holding_other_files_is_not_replaced(tmp_path):
     with pytest.raises(FileExistsError, match="notes.txt"):
         build_all(tmp_path, out, progress=lambda _: None)
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "panel.csv"]
+
+
+def test_staging_folder_of_a_killed_build_is_removed_and_reported(raw_dir, tmp_path, destination):
+    """A SIGKILL mid-build leaves its staging folder; the next build removes it and says so."""
+    raw = _raw_copy(raw_dir, tmp_path)
+    (raw / "cow/svmiller__peacesciencer/cow_states.csv").unlink()  # the first step's input: fail fast
+    stale = destination.parent / f".{destination.name}.building-killed"
+    stale.mkdir()
+    (stale / "panel.csv").write_text("half")
+    steps = []
+    with pytest.raises(FileNotFoundError):
+        build_all(raw, destination, progress=steps.append, check_raw=False)
+    assert not stale.exists() and any(str(stale) in line for line in steps)
+    assert sorted(p.name for p in destination.parent.iterdir()) == ["CODEBOOK.md", "tables"]

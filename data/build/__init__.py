@@ -65,6 +65,9 @@ def build_all(
     _check_replaceable(out_dir)
     checked = check_raw_inputs(raw_dir) if check_raw else None
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    for stale in sorted(out_dir.parent.glob(f".{out_dir.name}.building-*")):
+        progress(f"removing {stale}, left by a build that was killed")
+        shutil.rmtree(stale)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.building-", dir=out_dir.parent))
     staged_codebook = None
     try:
@@ -126,6 +129,8 @@ def _check_sources_were_checked(tables_dir: Path, checked: dict[str, str]) -> No
     Guards the list of raw inputs: a step that starts reading a new file fails here until
     the file is added to ``RAW_INPUTS`` (and so to a manifest).
     """
+    from allypot.data.build import raw_inputs
+
     for meta_path in sorted(tables_dir.glob("*.meta.json")):
         for source, digest in json.loads(meta_path.read_text())["sources"].items():
             if source.startswith("data/"):
@@ -133,7 +138,7 @@ def _check_sources_were_checked(tables_dir: Path, checked: dict[str, str]) -> No
             if source not in checked:
                 raise RuntimeError(
                     f"{meta_path.name}: the build read raw file {source}, which is not in RAW_INPUTS"
-                    " (data/build/raw_inputs.py) and so was never checked against a manifest"
+                    f" ({raw_inputs.__file__}) and so was never checked against a manifest"
                 )
             if digest != checked[source]:
                 raise RuntimeError(f"raw file {source} changed while the build was reading it")
