@@ -287,6 +287,24 @@ def alliances_outside_universe(membership: pd.DataFrame, panel: pd.DataFrame, it
     return flags.join(table, how="inner").reset_index()
 
 
+def universe_alliances(membership: pd.DataFrame, items: pd.DataFrame, universe: str) -> pd.DataFrame:
+    """The US alliances of ``universe``: years, phases in force, states, and their depth items of note.
+
+    Shows ``milinst`` with the phase it comes from next to the phases the membership rows are
+    in, so a mismatch between the item's phase and the phases in force is visible.
+    """
+    rows = membership[in_universe(membership, universe)]
+    grouped = rows.groupby("atopid")
+    table = pd.DataFrame({
+        "years": grouped["year"].agg(lambda s: f"{s.min()}-{s.max()}"),
+        "phases_in_force": grouped["phase"].agg(lambda s: ", ".join(str(v) for v in sorted(s.unique()))),
+        "states": grouped["ccode"].nunique(),
+        "state_years": grouped.size(),
+    })
+    columns = ["begyr", "defense", "offense", "milinst", "milinst_phase", "base", "organ1", "bc_depth"]
+    return items.set_index("atopid")[columns].join(table, how="inner").reset_index()
+
+
 def exclusions_by_source(exclusions: pd.DataFrame) -> pd.DataFrame:
     """Excluded raw rows per source file and reason, the sources ordered by rows excluded."""
     totals = exclusions.groupby("source")["n_rows"].transform("sum")
@@ -400,8 +418,9 @@ def write_data_report(tables_dir: Path, out_dir: Path) -> Path:
     replaced = zero_replacements(load_table("troops_country_year", tables_dir), load_table("troop_observations", tables_dir),
                                  crosswalk[["ccode", "name"]])
     allies = allies_by_universe(panel)
-    outside = alliances_outside_universe(load_table("us_alliance_membership", tables_dir), panel,
-                                         load_table("alliance_items", tables_dir), universe)
+    membership, items = load_table("us_alliance_membership", tables_dir), load_table("alliance_items", tables_dir)
+    outside = alliances_outside_universe(membership, panel, items, universe)
+    inside = universe_alliances(membership, items, universe)
 
     coverage = coverage_table(panel)
     pub_contrib = published_contributors(published)
@@ -504,6 +523,12 @@ def write_data_report(tables_dir: Path, out_dir: Path) -> Path:
         "by several of these alliances counts under each):",
         "",
         markdown_table(outside, index=False) if len(outside) else "(none)",
+        "",
+        f"US alliances of `{universe}` (`milinst`: Leeds & Anac military institutionalisation of phase "
+        "`milinst_phase`, rule `[alliances] milinst_phase`; `phases_in_force`: the phases of the membership rows; "
+        "`bc_depth`: Benson & Clinton's score, empty for alliances they did not score):",
+        "",
+        markdown_table(inside, index=False),
         "",
         "## Excluded raw rows",
         "",

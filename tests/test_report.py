@@ -181,6 +181,12 @@ def test_alliances_outside_universe_counts_state_years_that_lose_ally_status():
     assert got.loc[3740, "rows"] == 2 and got.loc[3740, "state_years_no_longer_allied"] == 1  # Germany keeps NATO
     assert got.loc[3740, "states_no_longer_allied"] == "RUS"
     assert report.alliances_outside_universe(membership, panel, items, "all").empty
+    items = items.assign(milinst=[2, 1, 0], milinst_phase=[2, 2, 0], base=[3, 0, 0], organ1=[3, 3, 0],
+                         bc_depth=[-0.18, None, None])
+    inside = report.universe_alliances(membership, items, "defence_offence")
+    assert inside["atopid"].tolist() == [3180] and inside.loc[0, "phases_in_force"] == "2"
+    assert (inside.loc[0, "milinst"], inside.loc[0, "states"], inside.loc[0, "state_years"]) == (2, 1, 1)
+    assert len(report.universe_alliances(membership, items, "all")) == 3
 
 
 def test_report_lists_jordan_and_both_universes(real, tmp_path):

@@ -30,6 +30,9 @@ directory, so the meanings are those listed in SOURCES.md and MODEL.md):
   are split from one ATOP variable so B&C's two binary items are reproduced.
 * ``intcom``, ``contrib`` 0/1 kept; ``milaid`` 0..4, ``base`` 0..3, ``organ1`` 0..3 kept
   ordinal (as B&C did); ``ecaid`` 0..3 -> (ecaid > 0); ``pubsecr`` 0..2 -> ``secrecy``.
+* ``milinst`` 0..2 (Leeds & Anac, ``atopinst5_1.csv``) is coded per alliance *phase*, unlike the
+  nine items above, which are alliance-level summaries; one phase per alliance is chosen by
+  ``[alliances] milinst_phase`` (:func:`item_phase`).
 * An item that ATOP leaves empty stays NaN: the IRT skips missing items instead of
   treating "not coded" as "no such provision".
 
@@ -125,6 +128,7 @@ def in_universe(membership: pd.DataFrame, universe: str) -> pd.Series:
     if universe not in UNIVERSES:
         raise ValueError(f"unknown alliance universe {universe!r}; allowed {tuple(UNIVERSES)}")
     return UNIVERSES[universe](membership).astype(bool)
+
 
 _ATOP = "ATOP 5.1 atop5_1a.csv"
 ALLIANCE_ITEMS_SCHEMA = TableSchema(
