@@ -146,6 +146,14 @@ def test_write_data_report(real, tmp_path):
     for name in report.FIGURES.values():
         assert (tmp_path / "figures" / name).stat().st_size > 0
         assert f"figures/{name}" in text
+    # every printed zero that yielded to a positive figure is listed (Jordan 2011-13)
+    troops = load_table("troops_country_year")
+    flagged = troops[troops["isaf_zero_replaced"].astype(bool)]
+    assert len(flagged) > 0 and f"It applies to {len(flagged)} nation-years" in text
+    for _, row in flagged.iterrows():
+        assert f"| {row['ccode']} | " in text and f"| {row['year']} | {row['troops_isaf']:g} |" in text
+    others = panel[~panel["us"].astype(bool)]
+    assert f"{int(others['us_ally'].sum())} under `defence_offence`, {int(others['us_ally_all'].sum())} under `all`" in text
 
 
 def test_zero_replacements_lists_flagged_cells_with_both_sources():
@@ -187,15 +195,3 @@ def test_alliances_outside_universe_counts_state_years_that_lose_ally_status():
     assert inside["atopid"].tolist() == [3180] and inside.loc[0, "phases_in_force"] == "2"
     assert (inside.loc[0, "milinst"], inside.loc[0, "states"], inside.loc[0, "state_years"]) == (2, 1, 1)
     assert len(report.universe_alliances(membership, items, "all")) == 3
-
-
-def test_report_lists_jordan_and_both_universes(real, tmp_path):
-    text = report.write_data_report(TABLES_DIR, tmp_path).read_text()
-    troops = load_table("troops_country_year")
-    flagged = troops[troops["isaf_zero_replaced"].astype(bool)]
-    assert len(flagged) > 0 and f"It applies to {len(flagged)} nation-years" in text
-    for _, row in flagged.iterrows():
-        assert f"| {row['ccode']} | " in text and f"| {row['year']} |" in text
-    panel = real[0]
-    others = panel[~panel["us"].astype(bool)]
-    assert f"{int(others['us_ally'].sum())} under `defence_offence`, {int(others['us_ally_all'].sum())} under `all`" in text
