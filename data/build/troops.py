@@ -388,7 +388,7 @@ def build_troops_country_year(obs: pd.DataFrame, rules: TroopRules, log: Exclusi
 
     isaf_part = table["pm_detail"].where(from_pm, ("iiss ISAF " + table["edition"]).where(from_iiss))
     oef_part = ("iiss OEF " + table["edition"]).where(table["troops_oef"].notna() & ("troops_oef" in counted))
-    both_iiss = from_iiss & oef_part.notna() & ~replaced
+    both_iiss = from_iiss & oef_part.notna()
     source = isaf_part.fillna("").str.cat(oef_part.fillna(""), sep=" + ").str.strip(" +")
     table["troops_source"] = source.where(~both_iiss, "iiss " + table["edition"])
 
