@@ -61,7 +61,7 @@ CHOICES = {
     ("data", "outcome"): OUTCOMES,
 }
 # run.name becomes part of a folder name: letters, digits, '.', '_', '-', starting with a letter
-# or digit (so no '/', '..' or hidden names)
+# or digit, so it can never be a path ('/', '..') or a hidden name
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 POSITIVE_INTS = [("sampler", "chains"), ("sampler", "draws"), ("sampler", "tune"),
                  ("cut", "measurement_draws"), ("cut", "draws_per_fit"), ("cut", "tune_per_fit")]
