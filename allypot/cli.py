@@ -51,21 +51,22 @@ def _data_validate(args) -> int:
 
 
 def _fit(args) -> int:
-    from allypot.inference.config import load_config
+    from allypot.inference.config import load_config, use_tables_dir
     from allypot.inference.fit import fit_config
 
     config = load_config(args.config)
-    path, summary = fit_config(config, Path(args.tables), Path(args.runs), progress=not args.quiet)
+    path, summary = fit_config(config, use_tables_dir(config, args.tables), Path(args.runs), progress=not args.quiet)
     print(summary.to_string())
     print(f"run saved to {path}")
     return 0
 
 
 def _compare(args) -> int:
-    from allypot.inference.config import load_config
+    from allypot.inference.config import load_config, use_tables_dir
     from allypot.inference.fit import compare_modes
 
-    compare_modes(load_config(args.config), Path(args.tables), Path(args.runs), progress=not args.quiet)
+    config = load_config(args.config)
+    compare_modes(config, use_tables_dir(config, args.tables), Path(args.runs), progress=not args.quiet)
     return 0
 
 
@@ -77,12 +78,16 @@ def _replicate(args) -> int:
 
 
 def _priors_check(args) -> int:
-    from allypot.inference.config import load_config
+    from allypot.inference.config import load_config, use_tables_dir
     from allypot.inference.prior_check import write_prior_check
 
-    path = write_prior_check(load_config(args.config), Path(args.tables), Path(args.out), draws=args.draws)
+    config = load_config(args.config)
+    path = write_prior_check(config, use_tables_dir(config, args.tables), Path(args.out), draws=args.draws)
     print(f"prior predictive check written to {path}")
     return 0
+
+
+TABLES_HELP = f"derived tables folder (default: the config's data.tables_dir, else {TABLES_DIR})"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -128,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     ]:
         p = sub.add_parser(name, help=help_text)
         p.add_argument("config")
-        p.add_argument("--tables", default=str(TABLES_DIR))
+        p.add_argument("--tables", default=None, help=TABLES_HELP)
         p.add_argument("--runs", default=str(RUNS_DIR))
         p.add_argument("--quiet", action="store_true", help="no progress bars")
         p.set_defaults(func=func)
@@ -144,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     priors = sub.add_parser("priors", help="prior predictive checks").add_subparsers(dest="action", required=True)
     p = priors.add_parser("check", help="draw from the prior predictive and plot shares, depths and agreement")
     p.add_argument("config")
-    p.add_argument("--tables", default=str(TABLES_DIR))
+    p.add_argument("--tables", default=None, help=TABLES_HELP)
     p.add_argument("--out", default=str(REPORT_DIR.parent.parent / "reports" / "priors"))
     p.add_argument("--draws", type=int, default=500)
     p.set_defaults(func=_priors_check)
@@ -156,8 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except KeyboardInterrupt:
-        print("interrupted; no partial run folder was left behind", file=sys.stderr)
+    except KeyboardInterrupt as err:
+        print(f"allypot: {err}" if str(err) else "allypot: interrupted; no partial run folder was left behind",
+              file=sys.stderr)
         return 130
     except (ValueError, FileNotFoundError, KeyError) as err:
         print(f"allypot: error: {err}", file=sys.stderr)

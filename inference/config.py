@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import re
 import tomllib
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from allypot.models.inputs import OUTCOMES, SPECIFICATIONS
 from allypot.models.potential import PROJECTIONS
 from allypot.models.preference import MEASURES
 from allypot.priors import PriorConfigError, load_priors, priors_to_dict
+
+from allypot.paths import TABLES_DIR
 
 MODES = ("joint", "cut", "plugin")
 BACKENDS = ("nutpie", "numpyro", "pymc")
@@ -57,6 +60,9 @@ CHOICES = {
     ("sampler", "adaptation"): ADAPTATIONS,
     ("data", "outcome"): OUTCOMES,
 }
+# run.name becomes part of a folder name: letters, digits, '.', '_', '-', starting with a letter
+# or digit, so it can never be a path ('/', '..') or a hidden name
+RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 POSITIVE_INTS = [("sampler", "chains"), ("sampler", "draws"), ("sampler", "tune"),
                  ("cut", "measurement_draws"), ("cut", "draws_per_fit"), ("cut", "tune_per_fit")]
 
@@ -70,8 +76,12 @@ def _suggest(key: str, known) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def resolve_config(user: dict, source: str = "<config>") -> dict:
-    """Merge a user config over the defaults, validate it, and resolve the priors."""
+def resolve_config(user: dict, source: str = "<config>", base_dir: Path | None = None) -> dict:
+    """Merge a user config over the defaults, validate it, and resolve the priors.
+
+    ``base_dir`` is the config file's folder: a relative ``data.tables_dir`` is resolved
+    against it (and must exist), so a config means the same data wherever it is run from.
+    """
     errors: list[str] = []
     config = copy.deepcopy(DEFAULTS)
     for section, values in user.items():
@@ -79,7 +89,10 @@ def resolve_config(user: dict, source: str = "<config>") -> dict:
             errors.append(f"{section}: unknown section{_suggest(section, DEFAULTS)}")
             continue
         if section == "priors":
-            config["priors"] = values
+            if not isinstance(values, dict):
+                errors.append(f"priors = {values!r}: expected a table of components, e.g. [priors.contribution.beta]")
+            else:
+                config["priors"] = values
             continue
         if not isinstance(values, dict):
             errors.append(f"{section}: expected a table")
@@ -96,8 +109,15 @@ def resolve_config(user: dict, source: str = "<config>") -> dict:
         value = config[section][key]
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             errors.append(f"{section}.{key} = {value!r}: must be a positive integer")
-    if not isinstance(config["run"]["seed"], int):
+    if not isinstance(config["run"]["seed"], int) or isinstance(config["run"]["seed"], bool):
         errors.append(f"run.seed = {config['run']['seed']!r}: must be an integer")
+    name = config["run"]["name"]
+    if not (isinstance(name, str) and RUN_NAME.fullmatch(name)):
+        errors.append(f"run.name = {name!r}: use 1-64 letters, digits, '.', '_' or '-', starting with a letter "
+                      "or digit (it becomes part of the run folder's name)")
+    if not isinstance(config["run"]["description"], str):
+        errors.append(f"run.description = {config['run']['description']!r}: must be a string")
+    errors += _tables_dir_errors(config, base_dir)
     ta = config["sampler"]["target_accept"]
     if not (isinstance(ta, float) and 0.5 <= ta < 1.0):
         errors.append(f"sampler.target_accept = {ta!r}: must be a number in [0.5, 1)")
@@ -110,7 +130,7 @@ def resolve_config(user: dict, source: str = "<config>") -> dict:
     try:
         priors = load_priors(config["priors"])
     except PriorConfigError as err:
-        errors.append(str(err))
+        errors += err.problems
         priors = None
     if errors:
         raise ConfigError(f"{source}: invalid config\n  - " + "\n  - ".join(errors))
@@ -127,7 +147,42 @@ def load_config(path: str | Path) -> dict:
             user = tomllib.load(fh)
         except tomllib.TOMLDecodeError as err:
             raise ConfigError(f"{path}: not valid TOML: {err}") from None
-    return resolve_config(user, source=str(path))
+    return resolve_config(user, source=str(path), base_dir=path.resolve().parent)
+
+
+def _tables_dir_errors(config: dict, base_dir: Path | None) -> list[str]:
+    """Check ``data.tables_dir`` and make it absolute (relative to the config file's folder)."""
+    value = config["data"]["tables_dir"]
+    if not isinstance(value, str):
+        return [f"data.tables_dir = {value!r}: must be a folder path (a string)"]
+    if not value:
+        return []
+    folder = Path(value).expanduser()
+    if not folder.is_absolute():
+        folder = (base_dir or Path.cwd()) / folder
+    folder = folder.resolve()
+    if not folder.is_dir():
+        return [f"data.tables_dir = {value!r}: no such folder ({folder})"]
+    config["data"]["tables_dir"] = str(folder)
+    return []
+
+
+def use_tables_dir(config: dict, override: str | Path | None = None) -> Path:
+    """The tables a run reads: ``override`` (the CLI's ``--tables``) > ``data.tables_dir`` > bundled.
+
+    The choice is written back into ``config["data"]["tables_dir"]`` so the saved config says
+    where the data came from (the run id ignores the path: the data hash covers the content).
+    """
+    if override is not None:
+        folder = Path(override).expanduser().resolve()
+        if not folder.is_dir():
+            raise ConfigError(f"--tables {override}: no such folder")
+    elif config["data"]["tables_dir"]:
+        folder = Path(config["data"]["tables_dir"])
+    else:
+        folder = TABLES_DIR
+    config["data"]["tables_dir"] = str(folder)
+    return folder
 
 
 def model_options(config: dict) -> ModelOptions:

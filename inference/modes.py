@@ -23,7 +23,7 @@ import numpy as np
 import nutpie
 import pymc as pm
 import xarray as xr
-from allypot.inference.sampling import add_log_densities, divergences, sample_model
+from allypot.inference.sampling import add_log_densities, divergences, run_guarded, sample_model
 from allypot.models.compose import (
     ModelOptions,
     build_contribution_model,
@@ -98,12 +98,12 @@ class RegressionSampler:
         if self.compiled is None:
             return sample_model(self.model, self.sampler, seed, progress=False, quiet=True)
         started = time.perf_counter()
-        idata = nutpie.sample(
+        idata = run_guarded(lambda: nutpie.sample(
             self.compiled.with_data(potential=potential),
             draws=self.sampler["draws"], tune=self.sampler["tune"], chains=self.sampler["chains"],
             cores=min(self.sampler["chains"], 2), seed=seed, progress_bar=False, save_warmup=False,
             target_accept=self.sampler["target_accept"], adaptation=self.sampler["adaptation"],
-        )
+        ), self.model, self.sampler["chains"], self.sampler["draws"])
         idata["observed_data"] = xr.DataTree(xr.Dataset({
             rv.name: (self.model.named_vars_to_dims.get(rv.name), self.model.rvs_to_values[rv].data)
             for rv in self.model.observed_RVs

@@ -8,8 +8,10 @@ their observed counterparts:
   family: the ``share`` draws themselves), against the observed shares;
 - the depth of US dyads on allied state-years, against the published panel's depth on the
   state-years the paper codes as allied (a point estimate, the only "observed" depth there is);
-- the agreement rate with the US, invlogit of the random walk on cells with votes, against
-  the observed n_agree / n_votes;
+- the preference measure: with ``agreement``, the agreement rate with the US (invlogit of the
+  random walk on cells with votes) against the observed n_agree / n_votes; with ``idealpoint``,
+  the simulated ideal-point measurements against the published Bailey-Strezhnev-Voeten
+  estimates on the same state-years;
 - alliance potential, against the published panel's potential.
 
 The share is the one that can be implausible: a Gaussian on a proportion that is zero for
@@ -34,10 +36,12 @@ from allypot.markdown import markdown_table
 
 QUANTILES = (0.01, 0.05, 0.5, 0.95, 0.99)
 QUANTITIES = ("share", "depth_allied", "agreement", "potential")
+IDEALPOINT_QUANTITIES = ("share", "depth_allied", "ideal_point", "potential")
 LABELS = {
     "share": "share of armed forces in Afghanistan",
     "depth_allied": "depth of alliance with the US (allied state-years)",
     "agreement": "UN-vote agreement with the US",
+    "ideal_point": "UN ideal point (Bailey-Strezhnev-Voeten scale)",
     "potential": "alliance potential",
 }
 SUMMARY_COLUMNS = ["quantity", "source", "n", *(f"q{round(100 * q):02d}" for q in QUANTILES),
@@ -53,12 +57,14 @@ def observed_reference(inputs: ModelInputs, published: pd.DataFrame | None = Non
     the published panel's point estimates on the same state-years (when given).
     """
     voted = inputs.n_votes > 0
+    ideal_seen = ~np.isnan(inputs.ideal)
     ds = xr.Dataset(
         {
             "share": (("row",), inputs.outcome.astype("float64")),
             "us_ally": (("row",), inputs.us_ally),
             "agreement": (("cell",), inputs.n_agree[voted] / inputs.n_votes[voted]),
             "voted": (("country", "year"), voted),
+            "ideal_point": (("ideal_cell",), inputs.ideal[ideal_seen]),
         },
         coords={"row": np.arange(len(inputs.rows)), "country": inputs.countries, "year": inputs.years},
         attrs={"share_centre": float(inputs.outcome.mean()), "share_scale": float(inputs.outcome.std()),
@@ -119,8 +125,13 @@ def compute_prior_predictive(config: dict, tables_dir: Path, draws: int = 500) -
     return prior_predictive_tree(model, inputs, draws, config["run"]["seed"], published)
 
 
+def quantities_of(prior: xr.DataTree) -> tuple[str, ...]:
+    """The quantities a prior check shows: the preference row follows the model's measure."""
+    return QUANTITIES if "pref_logit" in prior["prior"] else IDEALPOINT_QUANTITIES
+
+
 def simulated_values(prior: xr.DataTree) -> dict[str, np.ndarray]:
-    """Flattened prior draws of each quantity in :data:`QUANTITIES`, on their natural scale."""
+    """Flattened prior draws of each quantity in :func:`quantities_of`, on their natural scale."""
     ref = prior[REFERENCE]
     if "share_z" in prior["prior_predictive"]:
         z = prior["prior_predictive"]["share_z"].to_numpy()
@@ -129,14 +140,18 @@ def simulated_values(prior: xr.DataTree) -> dict[str, np.ndarray]:
         share = prior["prior_predictive"]["share"].to_numpy()
     allied = ref["us_ally"].to_numpy().astype(bool)
     draws = prior["prior"]
-    voted = ref["voted"].to_numpy()
-    logit = draws["pref_logit"].to_numpy()  # (chain, draw, country, year)
-    return {
+    values = {
         "share": share.ravel(),
         "depth_allied": draws["depth"].to_numpy()[..., allied].ravel(),
-        "agreement": expit(logit[..., voted]).ravel(),
         "potential": draws["potential"].to_numpy().ravel(),
     }
+    if "pref_logit" in draws:
+        logit = draws["pref_logit"].to_numpy()  # (chain, draw, country, year)
+        values["agreement"] = expit(logit[..., ref["voted"].to_numpy()]).ravel()
+    else:
+        # simulated measurements (latent ideal point plus published error) on the seen cells
+        values["ideal_point"] = prior["prior_predictive"]["pref_ideal_obs"].to_numpy().ravel()
+    return values
 
 
 def observed_values(prior: xr.DataTree) -> dict[str, np.ndarray]:
@@ -153,6 +168,7 @@ def observed_values(prior: xr.DataTree) -> dict[str, np.ndarray]:
         "share": ref["share"].to_numpy(),
         "depth_allied": published("published_depth"),
         "agreement": ref["agreement"].to_numpy(),
+        "ideal_point": ref["ideal_point"].to_numpy(),
         "potential": published("published_potential"),
     }
 
@@ -184,7 +200,7 @@ def summarise_prior_predictive(prior: xr.DataTree) -> pd.DataFrame:
     """
     simulated, observed = simulated_values(prior), observed_values(prior)
     rows = []
-    for quantity in QUANTITIES:
+    for quantity in quantities_of(prior):
         rows.append({"quantity": quantity, "source": "prior", **_describe(simulated[quantity])})
         rows.append({"quantity": quantity, "source": "observed", **_describe(observed[quantity])})
     return pd.DataFrame(rows).reindex(columns=SUMMARY_COLUMNS)
@@ -204,13 +220,13 @@ def _display_range(simulated: np.ndarray, observed: np.ndarray) -> tuple[float, 
 def plot_prior_predictive(prior: xr.DataTree, bins: int = 60) -> Figure:
     """Histograms (densities) of simulated vs observed values, one panel per quantity.
 
-    Returns a 2 x 2 Figure in the order of :data:`QUANTITIES`; the zero line marks where a
+    Returns a 2 x 2 Figure in the order of :func:`quantities_of`; the zero line marks where a
     share stops being possible.
     """
     simulated, observed = simulated_values(prior), observed_values(prior)
     fig = Figure(figsize=(11, 8), layout="constrained")
     axes = fig.subplots(2, 2).ravel()
-    for ax, quantity in zip(axes, QUANTITIES):
+    for ax, quantity in zip(axes, quantities_of(prior)):
         sim, obs = simulated[quantity], observed[quantity]
         edges = np.linspace(*_display_range(sim, obs), bins + 1)
         ax.hist(np.clip(sim, edges[0], edges[-1]), bins=edges, density=True, alpha=0.5, color="C0", label="prior predictive")
@@ -268,9 +284,14 @@ def write_prior_check(config: dict, tables_dir: Path, out_dir: Path, draws: int 
     Writes ``prior_check.md``, ``prior_predictive_summary.csv``, ``prior_predictive.png`` and
     ``prior_share_draws.png`` into ``out_dir``.
     """
+    return write_prior_report(compute_prior_predictive(config, tables_dir, draws), config, out_dir)
+
+
+def write_prior_report(prior: xr.DataTree, config: dict, out_dir: Path) -> Path:
+    """The files of :func:`write_prior_check` from an already computed prior predictive tree."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    prior = compute_prior_predictive(config, tables_dir, draws)
+    draws = prior["prior"].sizes["chain"] * prior["prior"].sizes["draw"]
     summary = summarise_prior_predictive(prior)
     summary.to_csv(out_dir / "prior_predictive_summary.csv", index=False)
     plot_prior_predictive(prior).savefig(out_dir / "prior_predictive.png", dpi=110)

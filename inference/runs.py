@@ -9,9 +9,15 @@
   timings, sample sizes and every excluded row count;
 - ``summary.csv``: the headline parameters.
 
-The folder is assembled under ``runs/.partial-*`` and renamed into place only when complete,
-so an interrupted run leaves nothing that looks like a run. The posterior's attrs carry the
-same ``id`` as ``meta.json``; :func:`load_run` refuses a folder whose two disagree.
+The folder is assembled under ``runs/.partial-<pid>-*`` and renamed into place only when
+complete, so an interrupted run leaves nothing that looks like a run. A process killed while
+writing (SIGKILL, power loss) cannot clean up; the next :func:`write_run` in that runs folder
+removes the partial folders of processes that are no longer running and says so.
+
+``meta.json`` stores the sha256 of ``posterior.nc``, ``config.toml``, ``summary.csv`` and of its
+own content (without the ``checksums`` field); the posterior's attrs carry the same ``id`` as
+``meta.json``. :func:`load_run` refuses a folder where any of these disagree, so an edited
+posterior, seed or sampler-health record cannot pass as the run that was made.
 """
 
 from __future__ import annotations
@@ -22,7 +28,9 @@ import json
 import os
 import platform
 import shutil
+import sys
 import tempfile
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -34,8 +42,14 @@ PACKAGES = ("allypot", "pymc", "pytensor", "arviz", "arviz-base", "arviz-stats",
             "bambi", "numpy", "pandas", "xarray", "scipy")
 
 
+CHECKSUMMED_FILES = ("posterior.nc", "config.toml", "summary.csv")
+PARTIAL_PREFIX = ".partial-"
+# a partial folder named without a pid (older allypot) counts as stale when it predates this process
+PROCESS_STARTED = time.time()
+
+
 class RunMismatchError(ValueError):
-    """A run folder's posterior does not belong to its metadata."""
+    """A run folder's contents do not belong to its metadata (edited, replaced or truncated)."""
 
 
 def data_hash(tables_dir: Path, files=RUN_TABLES) -> tuple[str, dict[str, str]]:
@@ -50,8 +64,13 @@ def data_hash(tables_dir: Path, files=RUN_TABLES) -> tuple[str, dict[str, str]]:
 
 
 def compute_run_id(config: dict, data_digest: str) -> str:
-    """Identify a run by what determines its result: the resolved config and the data."""
-    payload = json.dumps(config, sort_keys=True, default=str) + data_digest
+    """Identify a run by what determines its result: the resolved config and the data.
+
+    The tables' folder is left out: the data hash already covers their content, and the same
+    analysis of the same data keeps its id in another checkout.
+    """
+    located = {**config, "data": {k: v for k, v in config.get("data", {}).items() if k != "tables_dir"}}
+    payload = json.dumps(located, sort_keys=True, default=str) + data_digest
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
@@ -84,13 +103,66 @@ def _netcdf_safe(idata: xr.DataTree) -> tuple[xr.DataTree, dict]:
     return xr.DataTree.from_dict(groups), encoding
 
 
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def meta_digest(meta: dict) -> str:
+    """sha256 of meta.json's content without its ``checksums`` field (canonical JSON)."""
+    content = {k: v for k, v in meta.items() if k != "checksums"}
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def stale_partials(runs_dir: Path) -> list[Path]:
+    """Partial run folders whose writer is gone: its pid is not running (or, for a folder
+    without a pid in its name, it is older than this process)."""
+    stale = []
+    for folder in Path(runs_dir).glob(f"{PARTIAL_PREFIX}*"):
+        pid = folder.name[len(PARTIAL_PREFIX):].split("-", 1)[0]
+        if pid.isdigit():
+            if int(pid) != os.getpid() and not _process_alive(int(pid)):
+                stale.append(folder)
+        elif folder.stat().st_mtime < PROCESS_STARTED:
+            stale.append(folder)
+    return sorted(stale)
+
+
+def remove_stale_partials(runs_dir: Path) -> list[Path]:
+    """Delete the partial folders of killed writers, one line on stderr for each."""
+    removed = []
+    for folder in stale_partials(runs_dir):
+        shutil.rmtree(folder, ignore_errors=True)
+        print(f"allypot: removed {folder}, an unfinished run folder left by a process that was killed while "
+              "writing it", file=sys.stderr)
+        removed.append(folder)
+    return removed
+
+
 def write_run(idata: xr.DataTree, config: dict, meta: dict, summary, runs_dir: Path) -> Path:
-    """Write a complete run folder atomically and return its path."""
+    """Write a complete run folder atomically and return its path.
+
+    ``meta`` is stored with a ``checksums`` field added (the caller's dict is not changed).
+    """
     runs_dir = Path(runs_dir)
     runs_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_partials(runs_dir)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     base = f"{stamp}-{config['run']['name']}-{meta['id']}"
-    partial = Path(tempfile.mkdtemp(prefix=".partial-", dir=runs_dir))
+    partial = Path(tempfile.mkdtemp(prefix=f"{PARTIAL_PREFIX}{os.getpid()}-", dir=runs_dir))
     try:
         idata, encoding = _netcdf_safe(idata)
         idata.attrs.update(
@@ -100,8 +172,11 @@ def write_run(idata: xr.DataTree, config: dict, meta: dict, summary, runs_dir: P
         )
         idata.to_netcdf(partial / "posterior.nc", engine="h5netcdf", encoding=encoding)
         (partial / "config.toml").write_text(tomli_w.dumps(config))
-        (partial / "meta.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
         summary.to_csv(partial / "summary.csv")
+        stored = json.loads(json.dumps({k: v for k, v in meta.items() if k != "checksums"}, default=str))
+        stored["checksums"] = {name: _sha256(partial / name) for name in CHECKSUMMED_FILES}
+        stored["checksums"]["meta.json"] = meta_digest(stored)
+        (partial / "meta.json").write_text(json.dumps(stored, indent=2) + "\n")
         final = _claim(partial, runs_dir, base)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
@@ -126,17 +201,41 @@ def _claim(partial: Path, runs_dir: Path, base: str) -> Path:
     raise FileExistsError(f"{runs_dir}: could not find a free folder name for {base}")
 
 
-def load_run(path: str | Path) -> tuple[xr.DataTree, dict, dict]:
-    """Reload a run folder: (posterior, resolved config, meta)."""
+def verify_checksums(path: Path, meta: dict) -> None:
+    """Raise :class:`RunMismatchError` naming every file whose content changed since the run."""
+    stored = meta.get("checksums")
+    if not isinstance(stored, dict):
+        raise RunMismatchError(f"{path}: meta.json has no checksums (written by an older allypot or edited); "
+                               "load_run(path, verify=False) loads it unchecked")
+    changed = [name for name in CHECKSUMMED_FILES if stored.get(name) != _sha256(path / name)]
+    if stored.get("meta.json") != meta_digest(meta):
+        changed.append("meta.json")
+    if changed:
+        raise RunMismatchError(f"{path}: {', '.join(changed)} changed since the run was saved (sha256 mismatch)")
+
+
+def load_run(path: str | Path, verify: bool = True) -> tuple[xr.DataTree, dict, dict]:
+    """Reload a run folder: (posterior, resolved config, meta).
+
+    With ``verify`` (the default) the stored checksums and ids must match the files; ``False``
+    is for inspecting a damaged or old folder, never for analysis.
+    """
     import tomllib
 
     path = Path(path)
-    for name in ("posterior.nc", "config.toml", "meta.json"):
+    for name in ("posterior.nc", "config.toml", "meta.json", "summary.csv"):
         if not (path / name).exists():
             raise FileNotFoundError(f"{path}: not a complete run folder ({name} missing)")
-    meta = json.loads((path / "meta.json").read_text())
+    try:
+        meta = json.loads((path / "meta.json").read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise RunMismatchError(f"{path}: meta.json is not valid JSON ({err})") from None
+    if verify:
+        verify_checksums(path, meta)
     config = tomllib.loads((path / "config.toml").read_text())
     idata = xr.open_datatree(path / "posterior.nc", engine="h5netcdf").load()
+    if not verify:
+        return idata, config, meta
     if idata.attrs.get("id") != meta["id"]:
         raise RunMismatchError(f"{path}: posterior id {idata.attrs.get('id')!r} != meta id {meta['id']!r}")
     if compute_run_id(config, meta["data_hash"]) != meta["id"]:

@@ -70,6 +70,13 @@ def idealpoint_measurement(
     ``us_ideal``/``us_ideal_sd`` are (n_year,).
     """
     require(priors, "preference", PRIOR_PARAMETERS)
+    # PyMC would silently impute a NaN observation, and no observed ideal point leaves the
+    # distance scale undefined
+    if np.isnan(ideal).all():
+        raise ValueError("idealpoint preference: no country-year has an ideal-point estimate")
+    if np.isnan(us_ideal).any() or np.isnan(us_ideal_sd).any():
+        raise ValueError(f"idealpoint preference: the US ideal point is missing in year positions "
+                         f"{np.flatnonzero(np.isnan(us_ideal) | np.isnan(us_ideal_sd)).tolist()}")
     latent = priors["ideal_latent"].create(f"{prefix}_ideal", dims=("country", "year"))
     us_latent = priors["ideal_latent"].create(f"{prefix}_ideal_us", dims="year")
     seen = np.nonzero(~np.isnan(ideal))

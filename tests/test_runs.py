@@ -72,20 +72,117 @@ def test_interrupted_write_leaves_nothing(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_tampered_config_is_refused(tmp_path):
+def _rewrite_meta(path, change):
+    meta = json.loads((path / "meta.json").read_text())
+    change(meta)
+    (path / "meta.json").write_text(json.dumps(meta, indent=2))
+
+
+def _replace_posterior_values(path):
+    tree = xr.open_datatree(path / "posterior.nc", engine="h5netcdf").load()
+    tree["posterior"]["potential_effect"] = tree["posterior"]["potential_effect"] + 1.0
+    (path / "posterior.nc").unlink()
+    tree.to_netcdf(path / "posterior.nc", engine="h5netcdf")  # attrs (the id) kept
+
+
+@pytest.mark.parametrize(
+    ("tamper", "named"),
+    [
+        (_replace_posterior_values, "posterior.nc"),
+        (lambda p: (p / "config.toml").write_text((p / "config.toml").read_text().replace("seed = 0", "seed = 99")),
+         "config.toml"),
+        (lambda p: (p / "summary.csv").write_text((p / "summary.csv").read_text().replace("0.0", "0.5")), "summary.csv"),
+        (lambda p: _rewrite_meta(p, lambda m: m.update(seed=99)), "meta.json"),
+        (lambda p: _rewrite_meta(p, lambda m: m["health"].update(divergences=0)), "meta.json"),
+        (lambda p: _rewrite_meta(p, lambda m: m.update(id="0" * 12)), "meta.json"),
+    ],
+    ids=["posterior-values", "config-seed", "summary", "meta-seed", "meta-health", "meta-id"],
+)
+def test_tampered_contents_are_refused(tmp_path, tamper, named):
+    idata, config, meta, summary = _fake_run()
+    path = write_run(idata, config, meta | {"seed": 0, "health": {"divergences": 3}}, summary, tmp_path)
+    load_run(path)
+    tamper(path)
+    with pytest.raises(RunMismatchError, match=rf"{named} changed since the run was saved"):
+        load_run(path)
+    load_run(path, verify=False)  # still inspectable on request
+
+
+def test_a_folder_without_checksums_is_refused(tmp_path):
     idata, config, meta, summary = _fake_run()
     path = write_run(idata, config, meta, summary, tmp_path)
-    text = (path / "config.toml").read_text().replace("seed = 0", "seed = 99")
-    (path / "config.toml").write_text(text)
-    with pytest.raises(RunMismatchError, match="id mismatch"):
+    _rewrite_meta(path, lambda m: m.pop("checksums"))
+    with pytest.raises(RunMismatchError, match="no checksums"):
         load_run(path)
 
 
-def test_mismatched_posterior_is_refused(tmp_path):
+def test_ids_are_still_checked_behind_the_checksums(tmp_path):
+    """A posterior from another run, with checksums recomputed to match, is still refused."""
+    from allypot.inference.runs import CHECKSUMMED_FILES, meta_digest
+    from allypot.inference.runs import _sha256 as sha256
+
     idata, config, meta, summary = _fake_run()
     path = write_run(idata, config, meta, summary, tmp_path)
-    stored = json.loads((path / "meta.json").read_text())
-    stored["id"] = "0" * 12
-    (path / "meta.json").write_text(json.dumps(stored))
+    other_config = resolve_config({"run": {"name": "unit", "seed": 5}})
+    other = write_run(idata, other_config, meta | {"id": compute_run_id(other_config, "abc")}, summary, tmp_path)
+    (path / "posterior.nc").write_bytes((other / "posterior.nc").read_bytes())
+
+    def recompute(m):
+        m["checksums"] = {name: sha256(path / name) for name in CHECKSUMMED_FILES}
+        m["checksums"]["meta.json"] = meta_digest(m)
+
+    _rewrite_meta(path, recompute)
     with pytest.raises(RunMismatchError, match="posterior id"):
         load_run(path)
+
+
+def test_meta_passed_in_is_not_changed(tmp_path):
+    idata, config, meta, summary = _fake_run()
+    before = dict(meta)
+    write_run(idata, config, meta, summary, tmp_path)
+    assert meta == before
+
+
+_KILLED_WRITER = """
+import sys, time
+import xarray as xr
+from tests.test_runs import _fake_run
+from allypot.inference.runs import write_run
+
+original = xr.DataTree.to_netcdf
+def half_written(self, path, *args, **kwargs):
+    original(self, path, *args, **kwargs)
+    print("WRITING", flush=True)
+    time.sleep(600)  # killed here, with posterior.nc on disk and the rest missing
+xr.DataTree.to_netcdf = half_written
+write_run(*_fake_run(), sys.argv[1])
+"""
+
+
+def test_partial_folder_of_a_killed_writer_is_removed_by_the_next_run(tmp_path, capsys):
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    writer = subprocess.Popen([sys.executable, "-c", _KILLED_WRITER, str(tmp_path)], cwd=repo,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline().strip() == "WRITING"
+        (partial,) = tmp_path.glob(".partial-*")
+        assert (partial / "posterior.nc").exists() and not (partial / "meta.json").exists()
+        writer.send_signal(signal.SIGKILL)
+        writer.wait(timeout=30)
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+    # a partial folder of a live writer (this process) must survive
+    live = tmp_path / f".partial-{os.getpid()}-inprogress"
+    live.mkdir()
+    path = write_run(*_fake_run(), tmp_path)
+    assert not partial.exists() and live.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, live.name])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(partial) in err[0] and "killed while writing" in err[0]
