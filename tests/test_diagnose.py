@@ -126,3 +126,73 @@ def test_cut_runs_judge_convergence_within_each_fit(rng):
     assert results["multimodality: chains in different places"].passed is True
     pooled = results["convergence: R-hat"].table
     assert pooled.loc[0, "max_rhat"] < 1.01
+
+
+# ---------------------------------------------------------------------------------------------
+# the HTML report in a real headless browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def synthetic_review(run: RunData):
+    from allypot.diagnostics import plots
+    from allypot.diagnostics.report import RunReview
+
+    thresholds = Thresholds()
+    results = list(run_checks(run).values())
+    modes = checks.compute_chain_modes(run, thresholds.mode_separation_sd)
+    figures = {"chain_modes": plots.plot_chain_modes(modes), "rank": plots.plot_rank_key(run, modes)}
+    run.path = Path(f"runs/synthetic-{len(results)}")
+    return RunReview(run, results, figures, seconds=1.0)
+
+
+def render(html_path: Path, tmp_path: Path) -> tuple[np.ndarray, str]:
+    """Screenshot (laptop window) and DOM of a page as Debian's chromium renders them."""
+    import subprocess
+
+    from matplotlib.image import imread
+
+    if not CHROMIUM.exists():
+        pytest.fail("chromium is missing: run `make chromium` (the test target installs it)")
+    flags = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+             f"--user-data-dir={tmp_path / 'profile'}"]
+    shot = tmp_path / "screenshot.png"
+    subprocess.run(flags + [f"--screenshot={shot}", "--window-size=1366,768", html_path.as_uri()],
+                   check=True, capture_output=True, timeout=120)
+    dom = subprocess.run(flags + ["--dump-dom", html_path.as_uri()], check=True, capture_output=True, text=True,
+                         timeout=120).stdout
+    return imread(shot)[..., :3], dom
+
+
+def colour_fraction(image: np.ndarray, hex_colour: str, rows: slice) -> float:
+    target = np.array([int(hex_colour[i:i + 2], 16) / 255 for i in (1, 3, 5)])
+    return float((np.abs(image[rows] - target).max(axis=-1) < 0.04).mean())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pathology", ["bimodal", "healthy"])
+def test_report_renders_in_chromium_with_its_verdict(rng, tmp_path, pathology):
+    from allypot.diagnostics.report import VERDICT_COLOURS, write_report
+
+    if pathology == "healthy":
+        run = good_run(rng)
+    else:
+        run = good_run(rng)
+        shifted = run.idata["posterior"].to_dataset()
+        shifted["potential_effect"] = shifted["potential_effect"] + xr.DataArray([-0.02, -0.02, 0.02, 0.02], dims="chain")
+        run.idata["posterior"] = xr.DataTree(shifted)
+    review = synthetic_review(run)
+    expected = review.verdict
+    assert expected == ("PASS" if pathology == "healthy" else "FAIL")
+    paths = write_report([review], tmp_path / "report", Thresholds())
+    assert {p.name for p in (tmp_path / "report").glob("*.png")} == {"run1-chain_modes.png", "run1-rank.png"}
+    assert f"# allypot diagnose: {expected}" in paths["markdown"].read_text()
+
+    image, dom = render(paths["html"], tmp_path)
+    assert image.std() > 0.05, "blank screenshot"
+    assert f"Verdict: {expected}" in dom and 'id="verdict"' in dom
+    assert dom.count("<img") == 2 and "data:image/png;base64," in dom  # self-contained
+    top_band = slice(0, image.shape[0] // 5)
+    assert colour_fraction(image, VERDICT_COLOURS[expected], top_band) > 0.02
+    other = VERDICT_COLOURS["PASS" if expected == "FAIL" else "FAIL"]
+    assert colour_fraction(image, other, top_band) < 0.001
