@@ -23,25 +23,32 @@ def _figure(plot_collection) -> Figure:
     return plot_collection.viz["figure"].item()
 
 
-def key_quantities(run: RunData, modes: pd.DataFrame | None = None, n: int = 6) -> xr.Dataset:
-    """The effect, the scalar parameters of the regression and the US treaties' depths that split
-    most (or, without a split, the first ones), as one flat Dataset for ArviZ plots."""
+def _quantity(run: RunData, label: str) -> xr.DataArray:
+    """A scalar posterior quantity by its check label: ``name`` or ``depth_theta[atopid]``."""
+    if label.startswith("depth_theta["):
+        return run.posterior["depth_theta"].sel(alliance=int(label[len("depth_theta["):-1]), drop=True)
+    return run.posterior[label]
+
+
+def _safe(label: str) -> str:
+    return label.replace("[", "_").rstrip("]")
+
+
+def key_quantities(run: RunData, modes: pd.DataFrame | None = None, n_treaties: int = 2) -> xr.Dataset:
+    """The effect, the US treaties' depths that split most (or the first ones) and the other
+    scalar parameters, at most ``MAX_PANELS``, as one flat Dataset for ArviZ plots."""
     post = run.posterior
-    columns = {}
-    for name in post.data_vars:
-        if set(post[name].dims) == set(SAMPLE_DIMS) and post[name].std() > 0:
-            columns[name] = post[name]
+    scalars = [v for v in post.data_vars if set(post[v].dims) == set(SAMPLE_DIMS) and float(post[v].std()) > 0]
+    treaties = []
     if "depth_theta" in post.data_vars:
-        atopids = [a for a in run.us_alliances if a in post["alliance"].to_numpy()]
+        present = {int(a) for a in post["alliance"].to_numpy()}
+        treaties = [f"depth_theta[{a}]" for a in run.us_alliances if int(a) in present]
         if modes is not None and len(modes):
-            order = modes[modes["quantity"].str.startswith("depth_theta[")].sort_values("separation_sd", ascending=False)
-            ranked = [int(q[len("depth_theta["):-1]) for q in order["quantity"]]
-            atopids = [a for a in ranked if a in atopids] or atopids
-        for atopid in atopids[: max(0, n - len(columns)) or 2]:
-            columns[f"depth_theta_{atopid}"] = post["depth_theta"].sel(alliance=atopid, drop=True)
-    ordered = [EFFECT] if EFFECT in columns else []
-    ordered += [k for k in columns if k not in ordered]
-    return xr.Dataset({k: columns[k] for k in ordered[:MAX_PANELS]})
+            ranked = modes[modes["quantity"].isin(treaties)].sort_values("separation_sd", ascending=False)
+            treaties = list(ranked["quantity"]) or treaties
+    labels = [EFFECT] if EFFECT in scalars else []
+    labels += treaties[:n_treaties] + [v for v in scalars if v != EFFECT]
+    return xr.Dataset({_safe(q): _quantity(run, q) for q in labels[:MAX_PANELS]})
 
 
 def plot_rank_key(run: RunData, modes: pd.DataFrame | None = None) -> Figure:
@@ -59,11 +66,9 @@ def plot_energy_run(run: RunData) -> Figure:
 
 def plot_divergence_pairs(run: RunData, location: pd.DataFrame, n: int = 3) -> Figure:
     """Pair plot of the quantities where the divergent draws sit furthest from the others."""
-    data = key_quantities(run)
-    labels = {q: q.replace("[", "_").rstrip("]") for q in location["quantity"]}
-    chosen = [labels[q] for q in location["quantity"] if labels[q] in data.data_vars][:n]
-    chosen = chosen if len(chosen) >= 2 else list(data.data_vars)[:2]
-    tree = xr.DataTree.from_dict({"posterior": data[chosen], "sample_stats": run.group("sample_stats")[["diverging"]]})
+    chosen = list(location["quantity"].head(n))
+    data = xr.Dataset({_safe(q): _quantity(run, q) for q in chosen})
+    tree = xr.DataTree.from_dict({"posterior": data, "sample_stats": run.group("sample_stats")[["diverging"]]})
     return _figure(azp.plot_pair(tree, backend="matplotlib", visuals={"divergence": True},
                                  figure_kwargs={"figsize": (3.2 * len(chosen), 3.2 * len(chosen))}))
 

@@ -110,6 +110,11 @@ def test_short_funnel_chain_fails_on_divergences_and_energy(rng):
     assert divergences.passed is False and divergences.value == int((log_sigma < -2.0).sum())
     assert divergences.table.iloc[0]["quantity"] == "log_sigma" and divergences.table.iloc[0]["shift_sd"] < -1
     assert "log_sigma" in divergences.message and divergences.advice
+    from allypot.diagnostics.plots import plot_divergence_pairs
+
+    figure = plot_divergence_pairs(run, divergences.table)
+    labels = {ax.get_xlabel() for ax in figure.axes} | {ax.get_ylabel() for ax in figure.axes}
+    assert "log_sigma" in labels  # the pair plot shows where the divergences are
     bfmi = results["sampler: E-BFMI"]
     assert bfmi.passed is False and bfmi.value < 0.3
     assert results["sampler: tree depth"].passed is False and results["sampler: tree depth"].severity == "warning"
