@@ -186,11 +186,13 @@ def check_loo(run: RunData, loo, t: Thresholds) -> CheckResult:
     if loo is None:
         return CheckResult(name, None, None, t.pareto_k_max, "no contribution log likelihood in the run")
     table = pareto_k_table(run, loo)
-    high = table[table["pareto_k"] > t.pareto_k_max]
+    # with few draws PSIS needs a lower k to be reliable: 1 - 1 / log10(S) (Vehtari et al. 2024)
+    limit = min(t.pareto_k_max, float(loo.good_k))
+    high = table[table["pareto_k"] > limit]
     return CheckResult(
-        name, not len(high), float(table["pareto_k"].max()), t.pareto_k_max,
+        name, not len(high), float(table["pareto_k"].max()), limit,
         f"elpd_loo {loo.elpd:.1f} (SE {loo.se:.1f}), p_loo {loo.p:.1f}; {len(high)} of {len(table)} state-years with "
-        f"k > {t.pareto_k_max}" + (": " + _name_rows(high) if len(high) else ""),
+        f"k > {limit:.2f}" + (": " + _name_rows(high) if len(high) else ""),
         "these state-years dominate their own fit (often a state's only positive contribution next to its own country "
         "effect): LOO is unreliable there; use moment matching or K-fold, and ask whether the family fits them.",
         severity="warning", table=table,

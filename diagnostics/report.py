@@ -12,6 +12,7 @@ import html
 import io
 import json
 import re
+import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,7 +71,7 @@ def review_run(run: RunData, thresholds: Thresholds = Thresholds(), ppc_draws: i
     loo = predictive.compute_loo(run)
     results.append(predictive.check_loo(run, loo, thresholds))
     if loo is not None:
-        figures["pareto_k"] = plots.plot_pareto_k(results[-1].table, thresholds.pareto_k_max)
+        figures["pareto_k"] = plots.plot_pareto_k(results[-1].table, results[-1].threshold)
         pit = predictive.compute_loo_pit(run, replicated, seed=seed)
         results.append(predictive.check_loo_pit(pit, thresholds))
         figures["loo_pit"] = plots.plot_loo_pit_ecdf(pit)
@@ -132,8 +133,10 @@ def format_verdict(reviews: list[RunReview], report: Path | None = None, width: 
         for result in review.results:
             if result.passed is False:
                 tag = "FAIL" if result.severity == "error" else "warn"
-                lines.append(f"  {tag} {result.name}: {result.message}"[:width])
-                lines.append(f"       try: {result.advice.split(': ', 1)[-1]}"[:width])
+                lines += textwrap.wrap(f"{tag} {result.name}: {result.message}", width, initial_indent="  ",
+                                       subsequent_indent="       ", max_lines=2, placeholder=" ...")
+                lines += textwrap.wrap(f"why / try: {result.advice}", width, initial_indent="       ",
+                                       subsequent_indent="       ", max_lines=2, placeholder=" ...")
     if report is not None:
         lines.append(f"\nreport: {report}")
     return "\n".join(lines)
