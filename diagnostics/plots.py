@@ -182,18 +182,21 @@ def plot_feedback(feedback: pd.DataFrame) -> Figure:
     return fig
 
 
-def plot_effect_by_run(effects: dict[str, xr.DataArray]) -> Figure:
-    """The effect under each run, chain by chain (box: 50%, whiskers: 90%)."""
-    fig, ax = plt.subplots(figsize=(9, 0.45 * sum(e.sizes["chain"] for e in effects.values()) + 1.5), layout="constrained")
+def plot_effect_by_run(effects: dict[str, xr.DataArray], max_chains: int = 8) -> Figure:
+    """The effect under each run, chain by chain (box: 50%, whiskers: 90%); a run with more
+    than ``max_chains`` chains (a cut run pools many fits) is shown pooled."""
+    rows = [(name, draws, [None] if draws.sizes["chain"] > max_chains else list(draws["chain"].to_numpy()))
+            for name, draws in effects.items()]
+    fig, ax = plt.subplots(figsize=(9, 0.45 * sum(len(c) for *_, c in rows) + 1.5), layout="constrained")
     labels, y = [], 0
-    for k, (name, draws) in enumerate(effects.items()):
-        for chain in draws["chain"].to_numpy():
-            values = draws.sel(chain=chain).to_numpy()
+    for k, (name, draws, chains) in enumerate(rows):
+        for chain in chains:
+            values = draws.to_numpy().ravel() if chain is None else draws.sel(chain=chain).to_numpy()
             q05, q25, q50, q75, q95 = np.quantile(values, [0.05, 0.25, 0.5, 0.75, 0.95])
             ax.plot([q05, q95], [y, y], color=f"C{k}", lw=1)
             ax.plot([q25, q75], [y, y], color=f"C{k}", lw=5)
             ax.plot(q50, y, "o", color="white", mec=f"C{k}")
-            labels.append(f"{name} chain {chain}")
+            labels.append(f"{name} " + ("all chains" if chain is None else f"chain {chain}"))
             y += 1
     ax.set_yticks(range(len(labels)), labels, fontsize=8)
     ax.axvline(0, color="grey", lw=0.8)
