@@ -55,7 +55,7 @@ def plot_rank_key(run: RunData, modes: pd.DataFrame | None = None) -> Figure:
     """Rank plots (ECDF of fractional ranks per chain) of the key quantities."""
     data = key_quantities(run, modes)
     return _figure(azp.plot_rank(xr.DataTree.from_dict({"posterior": data}), backend="matplotlib",
-                                 col_wrap=4, figure_kwargs={"figsize": (12, 2.6 * int(np.ceil(len(data.data_vars) / 4)))}))
+                                 col_wrap=4, figure_kwargs={"figsize": (12, 3.4 * int(np.ceil(len(data.data_vars) / 4)))}))
 
 
 def plot_energy_run(run: RunData) -> Figure:
