@@ -152,7 +152,7 @@ def compute_residuals(run: RunData) -> pd.DataFrame:
 def compute_us_depth(run: RunData) -> pd.DataFrame:
     """Depth (0..1, Phi(theta)) of every alliance shared with the US; measurement-only too if kept."""
     rows = []
-    for label, group in (("posterior", run.posterior), ("measurement only", run.group("measurement"))):
+    for label, group in ((f"{run.mode} posterior", run.posterior), ("measurement only", run.group("measurement"))):
         if group is None or "depth_theta" not in group.data_vars:
             continue
         present = [a for a in run.us_alliances if a in group["alliance"].to_numpy()]
@@ -271,7 +271,7 @@ def plot_residuals(table: pd.DataFrame, n: int = 12) -> Figure:
 
 
 def plot_us_depth(table: pd.DataFrame) -> Figure:
-    order = table[table["source"] == "posterior"].sort_values("median")["atopid"].tolist()
+    order = table[table["source"] == table["source"].iloc[0]].sort_values("median")["atopid"].tolist()
     fig, ax = plt.subplots(figsize=(6.5, 0.3 * len(order) + 1.5), layout="constrained")
     for k, (source, part) in enumerate(table.groupby("source", sort=False)):
         part = part.set_index("atopid").loc[order]
@@ -282,7 +282,7 @@ def plot_us_depth(table: pd.DataFrame) -> Figure:
     ax.set_ylabel("ATOP alliance with the US (atopid)")
     ax.set_xlabel("latent depth, Phi(theta) (median, 90% interval)")
     ax.set_xlim(0, 1)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.set_title("Depth of each alliance shared with the US")
     return fig
 
