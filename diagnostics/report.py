@@ -213,9 +213,9 @@ def write_report(reviews: list[RunReview], out: Path, thresholds: Thresholds) ->
 
     threshold_text = ", ".join(f"{k} = {v}" for k, v in vars(thresholds).items())
     colour = VERDICT_COLOURS[overall]
-    failed = [r for review in reviews for r in review.results if r.passed is False]
-    summary = (f"{len(failed)} failed checks: " + "; ".join(f"{r.name} ({_fmt(r.value)})" for r in failed)) if failed \
-        else "every check passed"
+    failed = [(k, r) for k, review in enumerate(reviews, start=1) for r in review.results if r.passed is False]
+    summary = (f"{len(failed)} failed checks: " + "; ".join(f"run {k} {r.name} ({_fmt(r.value)})" for k, r in failed)) \
+        if failed else "every check passed"
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>allypot diagnose: {overall}</title>"
              f"<meta name='viewport' content='width=device-width, initial-scale=1'><style>{CSS}</style></head><body>",
              f"<div id='verdict' class='verdict {overall.lower()}' style='background:{colour}'>Verdict: {overall}</div>",
