@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from scipy.special import expit
 from scipy.stats import norm
 
@@ -297,6 +298,7 @@ def plot_preference_paths(table: pd.DataFrame) -> Figure:
         part = table[table["stateabb"] == state]
         ax.fill_between(part["year"], part["low"], part["high"], color="C0", alpha=0.25)
         ax.plot(part["year"], part["median"], color="C0")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=5))
         ax.set_title(state)
     for ax in axes.ravel()[len(states):]:
         ax.set_visible(False)
