@@ -132,6 +132,7 @@ def compute_predicted_contribution(run: RunData, points: int = 60) -> pd.DataFra
     for name, values in (("share", share), ("troops", share * mean_forces)):
         for stat, v in _summary(values).items():
             frame[f"{name}_{stat}"] = v
+        frame[f"{name}_q25"], frame[f"{name}_q75"] = np.quantile(values, [0.25, 0.75], axis=0)
     frame.attrs["mean_armed_forces"] = mean_forces
     return frame
 
@@ -245,8 +246,10 @@ def plot_predicted_contribution(table: pd.DataFrame) -> Figure:
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
     for ax, name, label in ((axes[0], "share", "expected share of armed forces"),
                             (axes[1], "troops", f"expected troops (armed forces {table.attrs['mean_armed_forces']:,.0f})")):
-        ax.fill_between(table["potential"], table[f"{name}_low"], table[f"{name}_high"], color="C0", alpha=0.25,
+        ax.fill_between(table["potential"], table[f"{name}_low"], table[f"{name}_high"], color="C0", alpha=0.2,
                         label="90% credible band")
+        ax.fill_between(table["potential"], table[f"{name}_q25"], table[f"{name}_q75"], color="C0", alpha=0.4,
+                        label="50% credible band")
         ax.plot(table["potential"], table[f"{name}_median"], color="C0", label="posterior median")
         ax.set_xlabel("alliance potential")
         ax.set_ylabel(label)
