@@ -201,3 +201,12 @@ def test_report_renders_in_chromium_with_its_verdict(rng, tmp_path, pathology):
     assert colour_fraction(image, VERDICT_COLOURS[expected], top_band) > 0.02
     other = VERDICT_COLOURS["PASS" if expected == "FAIL" else "FAIL"]
     assert colour_fraction(image, other, top_band) < 0.001
+
+
+def test_diagnose_of_a_folder_that_is_no_run_says_which_file_is_missing(tmp_path, capsys):
+    from allypot.cli import main
+
+    assert main(["diagnose", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert str(tmp_path) in error and "posterior.nc missing" in error
+    assert not (tmp_path / "diagnose").exists()
