@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?= inference/configs/joint_default.toml
 
-.PHONY: install run test data raw-manifest report replicate bench clean-runs
+.PHONY: install run test data raw-manifest report replicate bench clean-runs chromium
 
 $(BIN)/allypot: pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,8 +23,12 @@ install: $(BIN)/allypot
 run: install
 	$(BIN)/allypot compare $(CONFIG)
 
-test: install
+test: install chromium
 	$(BIN)/python -m pytest -q
+
+# Debian's headless browser, for the test that renders the diagnose report
+chromium:
+	test -x /usr/bin/chromium || (apt-get update && apt-get install -y chromium)
 
 # rebuild the derived tables from ../shared/data/raw (needs the raw files)
 data: install

@@ -90,6 +90,25 @@ def _priors_check(args) -> int:
 TABLES_HELP = f"derived tables folder (default: the config's data.tables_dir, else {TABLES_DIR})"
 
 
+def _diagnose(args) -> int:
+    from allypot.diagnostics.checks import Thresholds
+    from allypot.diagnostics.report import diagnose, format_verdict
+
+    thresholds = Thresholds(**{name: getattr(args, name) for name in Thresholds.names()})
+    reviews, paths = diagnose([Path(r) for r in args.runs], Path(args.tables), Path(args.out) if args.out else None,
+                              thresholds, ppc_draws=args.ppc_draws)
+    print(format_verdict(reviews, paths["html"]))
+    return 1 if any(review.verdict == "FAIL" for review in reviews) else 0
+
+
+def _figures(args) -> int:
+    from allypot.diagnostics.figures import write_figures
+
+    paths = write_figures(Path(args.run), Path(args.tables), Path(args.out) if args.out else None, states=args.states)
+    print(f"{len(paths)} figures written to {paths[0].parent}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from allypot.data.build.raw_inputs import PROJECT_MANIFEST
 
@@ -153,6 +172,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=str(REPORT_DIR.parent.parent / "reports" / "priors"))
     p.add_argument("--draws", type=int, default=500)
     p.set_defaults(func=_priors_check)
+    p = sub.add_parser("diagnose", help="review run folders: convergence, modes, sampler health, predictive checks, "
+                       "LOO; HTML + markdown report and a verdict (exit status 1 when a run fails)")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run folder(s) made by fit or compare")
+    p.add_argument("--tables", default=str(TABLES_DIR), help="the tables the runs were fitted on")
+    p.add_argument("--out", help="report folder (default: RUN/diagnose of the first run)")
+    p.add_argument("--ppc-draws", type=int, default=200, help="posterior draws per chain for predictive checks")
+    from allypot.diagnostics.checks import Thresholds
+
+    for name, default in vars(Thresholds()).items():
+        p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=type(default), default=default,
+                       help="threshold (default: %(default)s)")
+    p.set_defaults(func=_diagnose)
+
+    p = sub.add_parser("figures", help="the study's figures (PNG and PDF) from a run folder")
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("--tables", default=str(TABLES_DIR))
+    p.add_argument("--out", help="figure folder (default: RUN/figures)")
+    p.add_argument("--states", nargs="+", help="state abbreviations for the preference paths "
+                   "(default: the six largest contributors by mean share)")
+    p.set_defaults(func=_figures)
     return parser
 
 

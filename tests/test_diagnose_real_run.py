@@ -1,0 +1,107 @@
+"""diagnose and figures on a small real run: the smoke config (joint, hurdle, baseline) fitted
+on the bundled tables for three years, two short chains, into tmp_path."""
+
+import json
+
+import numpy as np
+import pytest
+
+from allypot.inference.config import load_config
+from allypot.inference.fit import fit_config
+from allypot.paths import TABLES_DIR
+
+pytestmark = pytest.mark.slow
+SMOKE = "tests/fixtures/configs/smoke_joint.toml"
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    config = load_config(SMOKE)
+    config["data"] |= {"first_year": 2008, "last_year": 2010}
+    config["sampler"] |= {"chains": 2, "draws": 150, "tune": 150}
+    path, _ = fit_config(config, TABLES_DIR, tmp_path_factory.mktemp("runs"), progress=False)
+    return path
+
+
+def test_diagnose_writes_report_with_every_check(small_run, capsys):
+    """The CLI end to end: every check reported once, figures written, exit status = verdict,
+    default report folder inside the run, thresholds from the command line honoured."""
+    from allypot.cli import main
+
+    status = main(["diagnose", str(small_run), "--ppc-draws", "50", "--rhat-max", "1.02"])
+    out = small_run / "diagnose"
+    saved = json.loads((out / "verdict.json").read_text())
+    assert status == (1 if saved["verdict"] == "FAIL" else 0)
+    assert saved["thresholds"]["rhat_max"] == 1.02
+    run_checks = saved["runs"][small_run.name]["checks"]
+    for expected in ("convergence: R-hat", "convergence: bulk ESS", "convergence: tail ESS",
+                     "multimodality: chains in different places", "sampler: divergences", "sampler: E-BFMI",
+                     "fit: posterior predictive, outcome", "fit: posterior predictive, votes",
+                     "fit: posterior predictive, treaty items", "LOO: Pareto k", "fit: LOO-PIT uniformity"):
+        assert expected in run_checks
+    rhat = run_checks["convergence: R-hat"]
+    assert rhat["passed"] == (rhat["value"] <= 1.02)
+    for figure in ("rank", "energy", "ppc_outcome", "ppc_statistics", "pareto_k", "loo_pit"):
+        assert (out / f"run1-{figure}.png").stat().st_size > 10_000
+    html = (out / "report.html").read_text()
+    assert f"Verdict: {saved['verdict']}" in html and html.count("data:image/png;base64,") >= 6
+    printed = capsys.readouterr().out
+    assert printed.startswith(f"allypot diagnose: {saved['verdict']}") and str(out / "report.html") in printed
+
+
+def test_replicated_outcome_matches_observed_scale(small_run):
+    """The posterior predictive of the hurdle outcome reproduces the observed share of zeros
+    roughly (a model with an intercept in its logit part cannot miss it by much)."""
+    from allypot.diagnostics.predictive import compute_predictive, share_scale
+    from allypot.diagnostics.rundata import open_run
+
+    run = open_run(small_run, TABLES_DIR)
+    y, y_rep = share_scale(run, compute_predictive(run, max_draws=50))
+    assert y_rep.shape[1] == y.size
+    assert abs(np.mean(y_rep <= 0) - np.mean(y <= 0)) < 0.05
+    assert (y_rep >= 0).all()
+
+
+def test_hand_computed_expected_share_equals_the_models(small_run):
+    """figures.expected_share (from parameters by name) reproduces the model's own
+    ``expected_share`` deterministic, so predictions stay right if that is slimmed away."""
+    from allypot.diagnostics.figures import _stacked, expected_share
+    from allypot.diagnostics.rundata import open_run, potential_draws
+
+    run = open_run(small_run, TABLES_DIR)
+    inputs = run.inputs
+    mine = expected_share(run, _stacked(potential_draws(run)), inputs.controls, inputs.country_idx, inputs.year_idx)
+    np.testing.assert_allclose(mine, _stacked(run.posterior["expected_share"]), rtol=2e-3, atol=1e-7)
+
+
+def test_figures_written_as_png_and_pdf(small_run, tmp_path):
+    from allypot.cli import main
+
+    assert main(["figures", str(small_run), "--out", str(tmp_path)]) == 0
+    stems = {p.stem for p in tmp_path.glob("*.png")}
+    assert stems == {p.stem for p in tmp_path.glob("*.pdf")}
+    assert stems == {"fig1_rank_troops_vs_share", "fig2_contribution_vs_potential", "fig3_predicted_contribution",
+                     "residuals_by_state", "us_alliance_depth", "preference_paths"}
+    for path in tmp_path.glob("*.png"):
+        assert path.stat().st_size > 20_000
+
+
+def test_figure_data_are_consistent(small_run):
+    from allypot.diagnostics import figures
+    from allypot.diagnostics.rundata import open_run
+
+    run = open_run(small_run, TABLES_DIR)
+    ranks, excluded = figures.compute_rank_comparison(run)
+    assert set(ranks["rank_troops"]) & set(range(1, 16)) == set(range(1, 16))  # the top 15 by troops are all there
+    assert all(n >= 0 for n in excluded.values())
+    predicted = figures.compute_predicted_contribution(run)
+    assert (predicted["share_low"] <= predicted["share_median"]).all()
+    assert (predicted["share_median"] <= predicted["share_high"]).all()
+    assert np.allclose(predicted["troops_median"], predicted["share_median"] * predicted.attrs["mean_armed_forces"])
+    by_state = figures.compute_potential_by_state(run)
+    assert by_state["rows"].sum() == len(run.inputs.rows)
+    assert (by_state["potential_low"] <= by_state["potential_high"]).all()
+    depth = figures.compute_us_depth(run)
+    assert depth["median"].between(0, 1).all() and set(depth["atopid"]) == set(run.us_alliances)
+    with pytest.raises(ValueError, match="not in the run's sample"):
+        figures.compute_preference_paths(run, ["NOT_A_STATE"])
