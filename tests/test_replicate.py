@@ -72,6 +72,7 @@ def test_ols_recovers_coefficient(spec):
     assert sum(covered) >= 34
 
 
+@pytest.mark.slow
 def test_bambi_agrees_with_ols(simulated):
     start = time.perf_counter()
     bayes = fit_bambi(simulated, "political", draws=300, chains=2, seed=1).set_index("term")
