@@ -11,7 +11,6 @@ import pandas as pd
 import xarray as xr
 from allypot.diagnostics.feedback import chain_modes, compute_feedback
 from allypot.diagnostics.summary import (
-    RHAT_MAX,
     chain_split,
     convergence_warnings,
     format_warnings,
@@ -150,7 +149,7 @@ def compare_modes(config: dict, tables_dir: Path, runs_dir: Path, progress: bool
             attach_measurement(result.idata, measurement)
         outcome = _save(mode_config, result, inputs, tables_dir, runs_dir, t0, progress)
         paths[mode], results[mode], warnings[mode] = outcome.path, result, outcome.warnings
-        rows[mode] = effect_row(outcome.summary, result)
+        rows[mode] = effect_row(outcome.summary, result, outcome.warnings)
         print(effect_line(mode, pd.Series(rows[mode]), time.perf_counter() - t0, outcome.warnings), flush=True)
         if outcome.warnings:
             print(format_warnings(outcome.warnings, f"the {mode} fit"), flush=True)
@@ -167,14 +166,12 @@ def compare_modes(config: dict, tables_dir: Path, runs_dir: Path, progress: bool
     return table, paths
 
 
-def effect_row(summary: pd.DataFrame, result: ModeResult) -> dict:
+def effect_row(summary: pd.DataFrame, result: ModeResult, warnings: list[str]) -> dict:
     """The effect's headline row, with the R-hat that applies to the mode (cut: within a fit)."""
     row = summary.loc["potential_effect"]
-    rhat = result.info.get("cut_max_rhat_within_fit", row["r_hat"])
-    divergences = result.info.get("divergences", 0)
     return {"median": row["median"], "q05": row["q05"], "q95": row["q95"], "p_positive": row["p_positive"],
-            "rhat": rhat, "ess_bulk": row["ess_bulk"], "divergences": divergences,
-            "converged": bool(rhat <= RHAT_MAX and divergences == 0)}
+            "rhat": result.info.get("cut_max_rhat_within_fit", row["r_hat"]), "ess_bulk": row["ess_bulk"],
+            "divergences": result.info.get("divergences", 0), "checks_passed": not warnings}
 
 
 def comparison_report(config: dict, table: pd.DataFrame, feedback: pd.DataFrame, modes: pd.DataFrame,
