@@ -32,7 +32,8 @@ RUNS_DIR = Path("runs")
 # the source checkout, when running from one (editable install); None for a wheel
 _checkout = Path(__file__).resolve().parent.parent
 REPO_ROOT: Path | None = _checkout if (_checkout / "pyproject.toml").is_file() else None
-# written only by the explicit `allypot data report` / `make report` of a checkout
-REPORT_DIR = DATA_DIR / "report"
+# the data report is committed in a checkout (`make report` regenerates it); an installed
+# package writes it under the working directory instead of into site-packages
+REPORT_DIR = DATA_DIR / "report" if REPO_ROOT else RUNS_DIR / "data-report"
 # the raw public files sit beside the project checkout; only the build reads them
 DEFAULT_RAW_DIR = (REPO_ROOT.parent if REPO_ROOT else Path("..")) / "shared" / "data" / "raw"

@@ -58,7 +58,8 @@ def published():
     return read_table(TABLES_DIR / "published_panel.csv", PUBLISHED_SCHEMA)
 
 
-@pytest.mark.parametrize("spec", ["baseline", "political", "fixed_effects"])
+# fixed_effects: 40 OLS fits with a dummy per country, over a minute on a loaded machine
+@pytest.mark.parametrize("spec", ["baseline", "political", pytest.param("fixed_effects", marks=pytest.mark.slow)])
 def test_ols_recovers_coefficient(spec):
     """Over 40 simulated panels the 95% interval covers the truth about 95% of the time."""
     covered = []

@@ -49,6 +49,7 @@ print(json.dumps({
     "model_rows": len(inputs.rows),
     "free_variables": len(model.free_RVs),
     "runs_dir": str(paths.RUNS_DIR.resolve()),
+    "report_dir": str(paths.REPORT_DIR.resolve()),
 }))
 """
 
@@ -81,6 +82,7 @@ def test_wheel_installed_in_a_fresh_venv_builds_the_default_model(tmp_path):
     assert {"irt", "preference", "hurdle"} <= set(found["prior_components"])
     assert found["model_rows"] > 2000 and found["free_variables"] > 5
     assert Path(found["runs_dir"]) == elsewhere / "runs"
+    assert Path(found["report_dir"]) == elsewhere / "runs" / "data-report"
 
     assert "compare" in run([venv / "bin" / "allypot", "--help"], cwd=elsewhere).stdout
     assert not any(elsewhere.iterdir()), "importing and building a model wrote into the working directory"
