@@ -41,7 +41,7 @@ def test_fit_writes_a_complete_reloadable_run(tmp_path, capsys, monkeypatch):
     assert "median" in summary[0] and "r_hat" in summary[0] and summary[2].startswith("potential_effect")
     # 2 chains x 30 draws cannot pass: the warning names the failed checks
     assert "WARNING: this joint fit failed" in err and "bulk ESS of potential_effect" in err
-    assert meta["health"]["warnings"] == [line.removeprefix("  - ") for line in err.splitlines()[1:]]
+    assert meta["health"]["warnings"] == [line.removeprefix("  - ") for line in err.splitlines() if line.startswith("  - ")]
 
 
 def test_bad_config_fails_with_a_clear_message(capsys):
