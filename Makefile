@@ -1,17 +1,22 @@
 # allypot: two commands do all the set-up on a fresh machine.
-#   make run   - install, then fit the default joint model on the bundled data and print the
-#                alliance-potential effect under joint, cut and plug-in inference
-#   make test  - install, then run the test suite
+#   make run        - install, then fit the default model under plug-in, cut and joint inference
+#                     (one shared measurement fit), printing each effect as soon as it is ready
+#   make test-fast  - install, then the tests not marked slow (every commit)
+#   make test       - install, then the whole suite, slow statistical tests included (what CI runs)
+# Other targets: fit, priors, replicate, bench, reports, data, report, clean-runs (see below).
+# Everything but `reports`, `data` and `report` writes only under runs/ (not tracked).
 # the first Python >= 3.12 that actually runs (a pyenv shim can exist without working)
 PYTHON ?= $(shell for c in python3.12 python3.13 "env PYENV_VERSION=3.12.1 python3" python3; do \
 	$$c -c 'import sys; assert sys.version_info >= (3, 12)' 2>/dev/null && { echo "$$c"; break; }; done)
 VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?= inference/configs/joint_default.toml
+PYTEST := MPLBACKEND=Agg $(BIN)/python -m pytest -q
 
-.PHONY: install run test data raw-manifest report replicate bench clean-runs chromium
+.PHONY: install run fit priors test test-fast data raw-manifest report replicate reports bench clean-runs chromium
 
 $(BIN)/allypot: pyproject.toml requirements.lock
+	@echo "installing the pinned dependencies into $(VENV)/ (a few minutes the first time)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.lock
@@ -20,33 +25,52 @@ $(BIN)/allypot: pyproject.toml requirements.lock
 
 install: $(BIN)/allypot
 
+# plug-in, cut and joint side by side (new run folders and a compare report under runs/)
 run: install
 	$(BIN)/allypot compare $(CONFIG)
 
-test: install chromium
-	$(BIN)/python -m pytest -q
+# one analysis: make fit CONFIG=inference/configs/cut_default.toml
+fit: install
+	$(BIN)/allypot fit $(CONFIG)
 
-# Debian's headless browser, for the test that renders the diagnose report
+# prior predictive check of CONFIG into a new folder under runs/
+priors: install
+	$(BIN)/allypot priors check $(CONFIG)
+
+test-fast: install
+	$(PYTEST) -m "not slow"
+
+test: install chromium
+	$(PYTEST)
+
+# Debian's headless browser, for the test that renders the diagnose report (needs root, as in CI)
 chromium:
 	test -x /usr/bin/chromium || (apt-get update && apt-get install -y chromium)
-
-# rebuild the derived tables from ../shared/data/raw (needs the raw files)
-data: install
-	$(BIN)/allypot data build
 
 # re-record the sha256 of the raw files the build reads (data/raw_manifest.sha256); only after
 # a deliberate change of the raw data
 raw-manifest: install
 	$(BIN)/allypot data manifest
 
-report: install
-	$(BIN)/allypot data report
-
+# Table 1, published vs rebuilt panel, into a new folder under runs/
 replicate: install
 	$(BIN)/allypot replicate
 
 bench: install
 	$(BIN)/python bench/benchmark.py
+
+# regenerate the committed reports/ on purpose (Bambi digits differ from run to run)
+reports: install
+	$(BIN)/allypot replicate --out reports
+	$(BIN)/allypot priors check inference/configs/joint_default.toml --out reports/priors
+
+# rebuild the derived tables from ../shared/data/raw (needs the raw files); writes data/tables
+data: install
+	$(BIN)/allypot data build
+
+# the data report; writes data/report
+report: install
+	$(BIN)/allypot data report
 
 clean-runs:
 	rm -rf runs/.partial-*

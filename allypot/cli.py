@@ -4,9 +4,40 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
-from allypot.paths import DEFAULT_RAW_DIR, REPORT_DIR, RUNS_DIR, TABLES_DIR
+from allypot.paths import DEFAULT_CONFIG, DEFAULT_RAW_DIR, REPORT_DIR, RUNS_DIR, TABLES_DIR
+
+WHERE_COMMANDS_WRITE = f"""\
+where commands write:
+  fit, compare       a new run folder per fit under --runs (default: {RUNS_DIR}/ in the current directory)
+  priors check       a new folder {RUNS_DIR}/<utc-stamp>-priors-<config>/ unless --out is given
+  replicate          a new folder {RUNS_DIR}/<utc-stamp>-replicate/ unless --out is given
+  data build/report  the repository's data/tables, data/CODEBOOK.md and data/report (developer commands)
+Nothing else writes into the repository; `make reports` regenerates the committed reports/ on purpose."""
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Shows every option's default (unless its help already says it) and keeps the epilog's layout."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class Parser(argparse.ArgumentParser):
+    """Every (sub)command shows its defaults."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+def _stamp() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
 
 
 def _data_build(args) -> int:
@@ -51,13 +82,16 @@ def _data_validate(args) -> int:
 
 
 def _fit(args) -> int:
+    from allypot.diagnostics.summary import format_warnings
     from allypot.inference.config import load_config, use_tables_dir
     from allypot.inference.fit import fit_config
 
     config = load_config(args.config)
-    path, summary = fit_config(config, use_tables_dir(config, args.tables), Path(args.runs), progress=not args.quiet)
-    print(summary.to_string())
-    print(f"run saved to {path}")
+    outcome = fit_config(config, use_tables_dir(config, args.tables), Path(args.runs), progress=not args.quiet)
+    print(outcome.summary.to_string(float_format=lambda x: f"{x:.5g}"))
+    if outcome.warnings:
+        print(format_warnings(outcome.warnings, f"this {config['model']['mode']} fit"), file=sys.stderr)
+    print(f"run saved to {outcome.path}")
     return 0
 
 
@@ -73,7 +107,8 @@ def _compare(args) -> int:
 def _replicate(args) -> int:
     from allypot.inference.replicate_cli import run_replication
 
-    run_replication(Path(args.tables), Path(args.out), bayes=not args.no_bayes, draws=args.draws, seed=args.seed)
+    out = Path(args.out) if args.out else RUNS_DIR / f"{_stamp()}-replicate"
+    run_replication(Path(args.tables), out, bayes=not args.no_bayes, draws=args.bambi_draws, seed=args.seed)
     return 0
 
 
@@ -82,7 +117,8 @@ def _priors_check(args) -> int:
     from allypot.inference.prior_check import write_prior_check
 
     config = load_config(args.config)
-    path = write_prior_check(config, use_tables_dir(config, args.tables), Path(args.out), draws=args.draws)
+    out = Path(args.out) if args.out else RUNS_DIR / f"{_stamp()}-priors-{Path(args.config).stem}"
+    path = write_prior_check(config, use_tables_dir(config, args.tables), out, draws=args.prior_draws)
     print(f"prior predictive check written to {path}")
     return 0
 
@@ -112,7 +148,7 @@ def _figures(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from allypot.data.build.raw_inputs import PROJECT_MANIFEST
 
-    parser = argparse.ArgumentParser(prog="allypot", description=__doc__)
+    parser = Parser(prog="allypot", description=__doc__, epilog=WHERE_COMMANDS_WRITE)
     sub = parser.add_subparsers(dest="command", required=True)
 
     data = sub.add_parser("data", help="build, validate and report on the derived tables").add_subparsers(dest="action", required=True)
@@ -146,31 +182,39 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder whose crosswalk.csv lists the known country codes (default: %(default)s)")
     p.set_defaults(func=_data_validate)
 
+    tables_help = "folder of the derived tables to read (default: the bundled ones)"
     for name, func, help_text in [
-        ("fit", _fit, "fit one analysis described by a config file into a new run folder"),
-        ("compare", _compare, "fit joint, cut and plug-in modes of one config and print the effect side by side"),
+        ("fit", _fit, "fit one analysis described by a config file into a new run folder; print its summary "
+                      "(median, 90%% interval, R-hat, ESS) and a warning for every failed convergence check"),
+        ("compare", _compare, "fit the measurement model once, then plug-in, cut and joint (cheapest first), "
+                              "print each effect as soon as it is ready and a comparison report at the end"),
     ]:
-        p = sub.add_parser(name, help=help_text)
-        p.add_argument("config")
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("config", nargs="?", default=str(DEFAULT_CONFIG), help=f"run config (TOML; default: the bundled {DEFAULT_CONFIG.name})")
         p.add_argument("--tables", default=None, help=TABLES_HELP)
-        p.add_argument("--runs", default=str(RUNS_DIR))
-        p.add_argument("--quiet", action="store_true", help="no progress bars")
+        p.add_argument("--runs", default=str(RUNS_DIR), help="folder that receives the new run folder(s), relative to the current directory")
+        p.add_argument("--quiet", action="store_true", help="no progress bars or step messages")
         p.set_defaults(func=func)
 
-    p = sub.add_parser("replicate", help="Table 1 of Gannon & Kent: OLS and Bambi, published vs rebuilt panel")
-    p.add_argument("--tables", default=str(TABLES_DIR))
-    p.add_argument("--out", default=str(REPORT_DIR.parent.parent / "reports"))
+    help_text = "Table 1 of Gannon & Kent: OLS and Bambi, published vs rebuilt panel"
+    p = sub.add_parser("replicate", help=help_text, description=help_text)
+    p.add_argument("--tables", default=str(TABLES_DIR), help=tables_help)
+    p.add_argument("--out", help=f"output folder (default: a new {RUNS_DIR}/<utc-stamp>-replicate/; "
+                                 "`make reports` writes the committed reports/)")
     p.add_argument("--no-bayes", action="store_true", help="OLS only (skip the Bambi twin)")
-    p.add_argument("--draws", type=int, default=1000)
-    p.add_argument("--seed", type=int, default=20011007)
+    p.add_argument("--bambi-draws", type=int, default=1000,
+                   help="draws per chain of each Bambi fit (4 chains, as many tuning steps)")
+    p.add_argument("--seed", type=int, default=20011007, help="seeds the measurement fit and Bambi")
     p.set_defaults(func=_replicate)
 
     priors = sub.add_parser("priors", help="prior predictive checks").add_subparsers(dest="action", required=True)
-    p = priors.add_parser("check", help="draw from the prior predictive and plot shares, depths and agreement")
-    p.add_argument("config")
+    help_text = "draw from the prior predictive and plot shares, depths and agreement"
+    p = priors.add_parser("check", help=help_text, description=help_text)
+    p.add_argument("config", nargs="?", default=str(DEFAULT_CONFIG), help=f"run config (TOML) whose model and priors to check (default: the bundled {DEFAULT_CONFIG.name})")
     p.add_argument("--tables", default=None, help=TABLES_HELP)
-    p.add_argument("--out", default=str(REPORT_DIR.parent.parent / "reports" / "priors"))
-    p.add_argument("--draws", type=int, default=500)
+    p.add_argument("--out", help=f"output folder (default: a new {RUNS_DIR}/<utc-stamp>-priors-<config>/; "
+                                 "`make reports` writes the committed reports/priors/)")
+    p.add_argument("--prior-draws", type=int, default=500, help="number of prior predictive draws (in total)")
     p.set_defaults(func=_priors_check)
     p = sub.add_parser("diagnose", help="review run folders: convergence, modes, sampler health, predictive checks, "
                        "LOO; HTML + markdown report and a verdict (exit status 1 when a run fails)")

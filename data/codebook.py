@@ -13,9 +13,9 @@ from pathlib import Path
 from allypot.data.catalog import SCHEMAS
 from allypot.data.schema import Column
 
-from allypot.paths import REPO_ROOT, TABLES_DIR
+from allypot.paths import DATA_DIR, TABLES_DIR
 
-DEFAULT_OUT = REPO_ROOT / "data" / "CODEBOOK.md"
+DEFAULT_OUT = DATA_DIR / "CODEBOOK.md"
 
 
 def _cell(text: str) -> str:

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import NamedTuple
 
-import arviz as az
 import numpy as np
 import pandas as pd
+import xarray as xr
 from allypot.diagnostics.feedback import chain_modes, compute_feedback
-from allypot.diagnostics.summary import headline_summary, interval, sampler_health
+from allypot.diagnostics.summary import (
+    chain_split,
+    convergence_warnings,
+    format_warnings,
+    headline_summary,
+    sampler_health,
+)
 from allypot.inference.config import model_options, priors_from_config
-from allypot.inference.modes import NAME_TO_MODE, ModeResult, attach_measurement, fit_measurement
+from allypot.inference.modes import NAME_TO_MODE, ModeResult, announce, attach_measurement, fit_measurement
 from allypot.inference.runs import (
     compute_run_id,
     data_hash,
@@ -22,6 +29,18 @@ from allypot.models.inputs import ModelInputs, inputs_from_tables
 
 from allypot.markdown import markdown_table
 
+# Per-row deterministics recomputable from the stored parameters: each is draws x rows, and
+# in a cut run (40 fits pooled) this one alone was 160 MB. Kept per row: potential, the
+# pointwise log likelihood, and (for feedback and the plug-in potential) depth and pref_row.
+NOT_STORED = ("expected_share",)
+MODES_CHEAPEST_FIRST = ("plugin", "cut", "joint")
+
+
+class FitOutcome(NamedTuple):
+    path: Path
+    summary: pd.DataFrame
+    warnings: list[str]
+
 
 def load_inputs(config: dict, tables_dir: Path) -> ModelInputs:
     d = config["data"]
@@ -30,7 +49,18 @@ def load_inputs(config: dict, tables_dir: Path) -> ModelInputs:
     )
 
 
-def _save(config: dict, result: ModeResult, inputs: ModelInputs, tables_dir: Path, runs_dir: Path, started: float) -> Path:
+def run_warnings(result: ModeResult, summary: pd.DataFrame, health: dict) -> list[str]:
+    """The failed convergence checks of one mode's posterior (see diagnostics.summary)."""
+    if "cut_max_rhat_within_fit" in result.info:
+        return convergence_warnings(summary, health, within_fit_rhat=result.info["cut_max_rhat_within_fit"])
+    return convergence_warnings(summary, health, chain_split(result.idata))
+
+
+def _save(config: dict, result: ModeResult, inputs: ModelInputs, tables_dir: Path, runs_dir: Path,
+          started: float, progress: bool) -> FitOutcome:
+    summary = headline_summary(result.idata)
+    health = sampler_health(result.idata)
+    warnings = run_warnings(result, summary, health)
     digest, per_file = data_hash(tables_dir, files=(config["data"]["panel"],) + _model_tables())
     meta = {
         "id": compute_run_id(config, digest),
@@ -41,7 +71,7 @@ def _save(config: dict, result: ModeResult, inputs: ModelInputs, tables_dir: Pat
         "versions": package_versions(),
         "timings_s": result.timings | {"total_s": time.perf_counter() - started},
         "sampler": result.info,
-        "health": sampler_health(result.idata),
+        "health": health | {"warnings": warnings},
         "sample": {
             "rows": len(inputs.rows),
             "countries": len(inputs.countries),
@@ -51,84 +81,101 @@ def _save(config: dict, result: ModeResult, inputs: ModelInputs, tables_dir: Pat
             "excluded": {reason: n for reason, n in inputs.exclusions},
         },
     }
-    return write_run(result.idata, config, meta, headline_summary(result.idata), runs_dir)
+    announce(progress, f"saving the {config['model']['mode']} run folder ...")
+    path = write_run(stored_posterior(result.idata), config, meta, summary, runs_dir)
+    size = sum(f.stat().st_size for f in path.iterdir())
+    announce(progress, f"saved {path} ({size / 1e6:.0f} MB)")
+    return FitOutcome(path, summary, warnings)
+
+
+def stored_posterior(idata: xr.DataTree) -> xr.DataTree:
+    """The run folder's copy of ``idata`` without NOT_STORED, nor the non-centred offsets of group
+    effects that are stored themselves (offset = effect / sigma)."""
+    stored = idata.copy()
+    post = stored["posterior"].to_dataset(inherit=False)
+    redundant = [v for v in post.data_vars if v in NOT_STORED
+                 or (v.endswith("_offset") and v.removesuffix("_offset") in post.data_vars)]
+    stored["posterior"] = xr.DataTree(post.drop_vars(redundant))
+    return stored
 
 
 def _model_tables() -> tuple[str, ...]:
     return ("alliance_items.csv", "us_alliance_membership.csv", "un_agreement.csv", "ideal_points.csv")
 
 
-def fit_config(config: dict, tables_dir: Path, runs_dir: Path, progress: bool = True) -> tuple[Path, pd.DataFrame]:
-    """Run the config's mode and save it; return (run folder, headline summary)."""
+def fit_config(config: dict, tables_dir: Path, runs_dir: Path, progress: bool = True) -> FitOutcome:
+    """Run the config's mode and save it; return (run folder, headline summary, failed checks)."""
     started = time.perf_counter()
     inputs = load_inputs(config, tables_dir)
     mode = NAME_TO_MODE[config["model"]["mode"]]
     result = mode(inputs, model_options(config), priors_from_config(config), config, progress=progress)
-    path = _save(config, result, inputs, tables_dir, runs_dir, started)
-    return path, headline_summary(result.idata)
+    return _save(config, result, inputs, tables_dir, runs_dir, started, progress)
 
 
-def effect_row(idata) -> dict:
-    """Median, 90% interval and P(effect > 0): quantiles, because the hurdle family's effect on
-    the expected share has heavy tails (exp(mu + sigma^2 / 2) of states that never
-    contribute is barely constrained), so its mean and SD are dominated by a few draws."""
-    draws = idata["posterior"]["potential_effect"].to_numpy().ravel()
-    low, high = interval(draws, 0.9)
-    return {"median": float(np.median(draws)), "q05": low, "q95": high, "p_positive": float((draws > 0).mean())}
+def effect_line(mode: str, row: pd.Series, seconds: float, warnings: list[str]) -> str:
+    """One line per mode as soon as it is ready: median, 90% interval, R-hat, ESS, time."""
+    status = f"{len(warnings)} failed check(s)" if warnings else "all checks passed"
+    return (f"==> {mode}: effect median {row['median']:+.5f}, 90% [{row['q05']:+.5f}, {row['q95']:+.5f}], "
+            f"P(>0) {row['p_positive']:.2f}, R-hat {row['rhat']:.3f}, bulk ESS {row['ess_bulk']:.0f} "
+            f"({seconds:.0f} s; {status})")
 
 
 def compare_modes(config: dict, tables_dir: Path, runs_dir: Path, progress: bool = True) -> tuple[pd.DataFrame, dict[str, Path]]:
-    """Fit joint, cut and plug-in on the same data (one shared measurement fit).
+    """Fit plug-in, cut and joint on the same data (one shared measurement fit), cheapest first.
 
     Each mode is saved as its own run folder with ``model.mode`` set accordingly, so every
-    folder stays a self-contained, reproducible run. The comparison (effect per mode, its
-    convergence, and how far the joint fit moved the measures away from the
-    measurement-only posterior) is printed and written to ``<runs_dir>/<stamp>-<name>-compare.md``.
+    folder stays a self-contained, reproducible run, and its effect is printed as soon as it
+    is ready. The comparison (effect per mode, its convergence, and how far the joint fit
+    moved the measures away from the measurement-only posterior) is printed at the end and
+    written to ``<runs_dir>/<stamp>-<name>-compare.md``.
     """
     inputs = load_inputs(config, tables_dir)
     options, priors = model_options(config), priors_from_config(config)
-    rows, paths, results = {}, {}, {}
-    started = time.perf_counter()
-    print(f"[1/4] measurement model (Parts A-C): {len(inputs.alliances)} alliances, "
+    rows, paths, results, warnings = {}, {}, {}, {}
+    steps = 1 + len(MODES_CHEAPEST_FIRST)
+    print(f"[1/{steps}] measurement model (Parts A-C): {len(inputs.alliances)} alliances, "
           f"{len(inputs.countries)} countries x {len(inputs.years)} years", flush=True)
+    t0 = time.perf_counter()
     measurement = fit_measurement(inputs, options, priors, config, progress)
-    for step, mode in enumerate(("joint", "cut", "plugin"), start=2):
-        print(f"[{step}/4] {mode} mode on {len(inputs.rows)} state-years", flush=True)
+    measurement_health = sampler_health(measurement.idata)
+    print(f"==> measurement: {time.perf_counter() - t0:.0f} s, {measurement_health['divergences']} divergences, "
+          f"worst R-hat {measurement_health['max_rhat']:.3f} ({measurement_health['max_rhat_parameter']})", flush=True)
+    for step, mode in enumerate(MODES_CHEAPEST_FIRST, start=2):
+        print(f"[{step}/{steps}] {mode} mode on {len(inputs.rows)} state-years", flush=True)
         mode_config = config | {"model": config["model"] | {"mode": mode}}
         t0 = time.perf_counter()
         result = NAME_TO_MODE[mode](inputs, options, priors, mode_config, measurement=measurement, progress=progress)
         if mode == "joint":
             attach_measurement(result.idata, measurement)
-        paths[mode] = _save(mode_config, result, inputs, tables_dir, runs_dir, t0 if mode == "joint" else started)
-        results[mode] = result
-        rows[mode] = effect_row(result.idata) | convergence_row(result)
+        outcome = _save(mode_config, result, inputs, tables_dir, runs_dir, t0, progress)
+        paths[mode], results[mode], warnings[mode] = outcome.path, result, outcome.warnings
+        rows[mode] = effect_row(outcome.summary, result, outcome.warnings)
+        print(effect_line(mode, pd.Series(rows[mode]), time.perf_counter() - t0, outcome.warnings), flush=True)
+        if outcome.warnings:
+            print(format_warnings(outcome.warnings, f"the {mode} fit"), flush=True)
     table = pd.DataFrame(rows).T
     table.index.name = "mode"
     table["width_90"] = table["q95"] - table["q05"]
     us_alliances = np.unique(inputs.alliances[inputs.ally_matrix[inputs.ally_matrix >= 0]])
     feedback = compute_feedback(results["joint"].idata, measurement.idata, us_alliances)
-    report = comparison_report(config, table, feedback, chain_modes(results["joint"].idata), paths)
+    report = comparison_report(config, table, feedback, chain_modes(results["joint"].idata), paths, warnings)
     report_path = Path(runs_dir) / f"{paths['joint'].name.split('-', 1)[0]}-{config['run']['name']}-compare.md"
     report_path.write_text(report)
     print(report)
+    print(f"comparison written to {report_path}")
     return table, paths
 
 
-def convergence_row(result: ModeResult) -> dict:
-    """R-hat and bulk ESS of the effect, and whether the mode's posterior can be read."""
-    idata = result.idata
-    rhat = float(az.rhat(idata, var_names=["potential_effect"])["potential_effect"])
-    ess = float(az.ess(idata, var_names=["potential_effect"])["potential_effect"])
-    # cut pools fits made with different potentials: between-"chain" spread is the point
-    # there, so its R-hat is replaced by the worst R-hat within a single fit
-    if "cut_max_rhat_within_fit" in result.info:
-        rhat = result.info["cut_max_rhat_within_fit"]
-    return {"rhat": rhat, "ess_bulk": ess, "divergences": result.info.get("divergences", 0),
-            "converged": bool(rhat <= 1.01 and result.info.get("divergences", 0) == 0)}
+def effect_row(summary: pd.DataFrame, result: ModeResult, warnings: list[str]) -> dict:
+    """The effect's headline row, with the R-hat that applies to the mode (cut: within a fit)."""
+    row = summary.loc["potential_effect"]
+    return {"median": row["median"], "q05": row["q05"], "q95": row["q95"], "p_positive": row["p_positive"],
+            "rhat": result.info.get("cut_max_rhat_within_fit", row["r_hat"]), "ess_bulk": row["ess_bulk"],
+            "divergences": result.info.get("divergences", 0), "checks_passed": not warnings}
 
 
 def comparison_report(config: dict, table: pd.DataFrame, feedback: pd.DataFrame, modes: pd.DataFrame,
-                      paths: dict[str, Path]) -> str:
+                      paths: dict[str, Path], warnings: dict[str, list[str]]) -> str:
     """Markdown: the effect under each mode, convergence, and the outcome's feedback."""
     lines = [
         f"# Alliance-potential effect: joint vs cut vs plug-in ({config['run']['name']})",
@@ -141,11 +188,12 @@ def comparison_report(config: dict, table: pd.DataFrame, feedback: pd.DataFrame,
         markdown_table(table, index=True, floatfmt="{:.5f}"),
         "",
     ]
-    bad = table.index[~table["converged"].astype(bool)].tolist()
-    if bad:
-        lines += [f"**Warning: {', '.join(bad)} did not converge** (R-hat > 1.01 or divergences): do not read "
-                  "its effect as a posterior summary. Per-chain means of the joint effect:", "",
-                  markdown_table(modes, index=True, floatfmt="{:.5f}"), ""]
+    for mode, failed in warnings.items():
+        if failed:
+            lines += [f"**Warning: {mode} failed {len(failed)} convergence check(s)**; do not read its effect as a "
+                      "posterior summary:", ""] + [f"- {w}" for w in failed] + [""]
+    if warnings.get("joint"):
+        lines += ["Per-chain means of the joint effect:", "", markdown_table(modes, index=True, floatfmt="{:.5f}"), ""]
     flagged = feedback[feedback["flag"]]
     lines += [
         "## Feedback of the outcome on the measures",

@@ -1,6 +1,6 @@
 """Run folders: one config -> one folder, written atomically, never overwritten.
 
-``runs/<utc-stamp>-<name>-<id>/`` holds
+``runs/<utc-stamp>-<mode>-<name>-<id>/`` holds
 
 - ``posterior.nc``: the ArviZ DataTree (posterior, sample_stats, observed_data,
   log_likelihood of the contribution part, log_prior, and mode-specific groups);
@@ -161,7 +161,7 @@ def write_run(idata: xr.DataTree, config: dict, meta: dict, summary, runs_dir: P
     runs_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_partials(runs_dir)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    base = f"{stamp}-{config['run']['name']}-{meta['id']}"
+    base = f"{stamp}-{config['model']['mode']}-{config['run']['name']}-{meta['id']}"
     partial = Path(tempfile.mkdtemp(prefix=f"{PARTIAL_PREFIX}{os.getpid()}-", dir=runs_dir))
     try:
         idata, encoding = _netcdf_safe(idata)

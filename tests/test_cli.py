@@ -1,17 +1,33 @@
-"""End-to-end: the command line on the bundled tables (tiny draws)."""
+"""End-to-end: the command line on the bundled tables (tiny draws); where commands write."""
 
+import argparse
+import subprocess
 from pathlib import Path
 
+import pytest
 from allypot.inference.runs import load_run
 
-from allypot.cli import main
+from allypot.cli import HelpFormatter, build_parser, main
 
 FIXTURES = Path(__file__).parent / "fixtures" / "configs"
+REPOSITORY = Path(__file__).resolve().parent.parent
 
 
-def test_fit_writes_a_complete_reloadable_run(tmp_path, capsys):
-    assert main(["fit", str(FIXTURES / "smoke_joint.toml"), "--runs", str(tmp_path), "--quiet"]) == 0
-    (run,) = [p for p in tmp_path.iterdir()]
+def repository_status() -> str:
+    """``git status`` of the checkout (tracked changes and untracked files), or "" outside git."""
+    done = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=REPOSITORY,
+                          capture_output=True, text=True)
+    return done.stdout if done.returncode == 0 else ""
+
+
+@pytest.mark.slow
+def test_fit_writes_a_complete_reloadable_run(tmp_path, capsys, monkeypatch):
+    before = repository_status()
+    monkeypatch.chdir(tmp_path)
+    assert main(["fit", str(FIXTURES / "smoke_joint.toml"), "--quiet"]) == 0
+    (run,) = [p for p in (tmp_path / "runs").iterdir()]
+    assert run.name.split("-")[1:3] == ["joint", "smoke"]
+    assert repository_status() == before
     idata, config, meta = load_run(run)
     assert config["model"]["family"] == "hurdle" and meta["seed"] == 1
     assert set(meta["versions"]) >= {"pymc", "arviz", "nutpie"}
@@ -19,7 +35,13 @@ def test_fit_writes_a_complete_reloadable_run(tmp_path, capsys):
     for group in ("posterior", "sample_stats", "observed_data", "log_likelihood", "log_prior"):
         assert group in idata.children
     assert idata["posterior"]["potential_effect"].shape == (2, 30)
-    assert "potential_effect" in capsys.readouterr().out
+    assert "expected_share" not in idata["posterior"].data_vars and "potential" in idata["posterior"].data_vars
+    out, err = capsys.readouterr()
+    summary = out.splitlines()
+    assert "median" in summary[0] and "r_hat" in summary[0] and summary[2].startswith("potential_effect")
+    # 2 chains x 30 draws cannot pass: the warning names the failed checks
+    assert "WARNING: this joint fit failed" in err and "bulk ESS of potential_effect" in err
+    assert meta["health"]["warnings"] == [line.removeprefix("  - ") for line in err.splitlines() if line.startswith("  - ")]
 
 
 def test_bad_config_fails_with_a_clear_message(capsys):
@@ -36,3 +58,59 @@ def test_validate_reports_a_users_broken_table(tmp_path, capsys):
     assert main(["data", "validate", "panel", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "my_war.csv" in err and "duplicate key" in err and "rows 2, 3" in err
+
+
+def _subcommands(parser: argparse.ArgumentParser, prefix=()):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _subcommands(sub, prefix + (name,))
+    if prefix:
+        yield prefix, parser
+
+
+@pytest.mark.parametrize("command", ["fit", "compare", "replicate", "priors check"])
+def test_every_option_has_help_and_shows_its_default(command):
+    parser = dict((" ".join(k), p) for k, p in _subcommands(build_parser()))[command]
+    formatter = HelpFormatter(command)
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction):
+            continue
+        assert action.help, f"allypot {command} {action.dest}: no help text"
+        if action.default not in (None, False):
+            assert "default" in formatter._get_help_string(action), f"allypot {command} {action.dest}: default not shown"
+
+
+def test_help_says_where_each_command_writes(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "where commands write" in out and "make reports" in out
+
+
+@pytest.mark.parametrize(("argv", "module", "function", "out_arg", "folder"), [
+    (["replicate", "--no-bayes"], "allypot.inference.replicate_cli", "run_replication", 1, "-replicate"),
+    (["priors", "check"], "allypot.inference.prior_check", "write_prior_check", 2, "-priors-joint_default"),
+])
+def test_default_outputs_go_to_a_new_folder_under_runs(argv, module, function, out_arg, folder, tmp_path, monkeypatch):
+    """Without --out, replicate and priors check write a fresh folder under ./runs, not reports/."""
+    import importlib
+
+    written = []
+    monkeypatch.setattr(importlib.import_module(module), function,
+                        lambda *args, **kwargs: written.append(Path(args[out_arg])) or args[out_arg])
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 0
+    (out,) = written
+    assert out.parent == Path("runs") and out.name.endswith(folder)
+    assert (tmp_path / out).resolve().is_relative_to(tmp_path)
+
+
+@pytest.mark.slow
+def test_priors_check_by_default_leaves_the_repository_untouched(tmp_path, monkeypatch, capsys):
+    before = repository_status()
+    monkeypatch.chdir(tmp_path)
+    assert main(["priors", "check", "--prior-draws", "20"]) == 0
+    (out,) = (tmp_path / "runs").iterdir()
+    assert {"prior_check.md", "prior_predictive.png", "prior_predictive_summary.csv"} <= {p.name for p in out.iterdir()}
+    assert repository_status() == before

@@ -78,6 +78,7 @@ def test_joint_model_has_named_dims_and_all_parts(simulated):
     assert observed == {f"depth_item_{i}" for i in inputs.item_names} | {"pref_agree", "share_z"}
 
 
+@pytest.mark.slow  # compiles the log density of every builder
 def test_logp_is_finite_at_initial_point_for_every_builder(simulated):
     inputs, truth = simulated
     priors = load_priors()

@@ -58,7 +58,8 @@ def published():
     return read_table(TABLES_DIR / "published_panel.csv", PUBLISHED_SCHEMA)
 
 
-@pytest.mark.parametrize("spec", ["baseline", "political", "fixed_effects"])
+# fixed_effects: 40 OLS fits with a dummy per country, over a minute on a loaded machine
+@pytest.mark.parametrize("spec", ["baseline", "political", pytest.param("fixed_effects", marks=pytest.mark.slow)])
 def test_ols_recovers_coefficient(spec):
     """Over 40 simulated panels the 95% interval covers the truth about 95% of the time."""
     covered = []
@@ -72,6 +73,7 @@ def test_ols_recovers_coefficient(spec):
     assert sum(covered) >= 34
 
 
+@pytest.mark.slow
 def test_bambi_agrees_with_ols(simulated):
     start = time.perf_counter()
     bayes = fit_bambi(simulated, "political", draws=300, chains=2, seed=1).set_index("term")

@@ -16,6 +16,9 @@ from allypot.priors import load_priors
 
 from allypot.paths import TABLES_DIR
 
+# every test here rests on an MCMC fit of a minute or more
+pytestmark = pytest.mark.slow
+
 SAMPLER = {"backend": "nutpie", "chains": 2, "draws": 300, "tune": 400, "target_accept": 0.9}
 # Floor on the correlation of our depth scores with Benson & Clinton's published posterior
 # means. A prototype of this design reached 0.91 (MODEL.md); 0.8 leaves room for MCMC noise

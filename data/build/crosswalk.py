@@ -40,7 +40,7 @@ from allypot.data.schema import (
     write_table,
 )
 
-from allypot.paths import DEFAULT_RAW_DIR, REPO_ROOT, TABLES_DIR
+from allypot.paths import DATA_DIR, DEFAULT_RAW_DIR, TABLES_DIR
 
 START_YEAR, END_YEAR = 2001, 2014
 # UN General Assembly session s meets in year s + 1945
@@ -53,7 +53,7 @@ UN_VOTES = Path("unvotes/cran__unvotes/un_votes.csv")
 UN_ROLL_CALLS = Path("unvotes/cran__unvotes/un_roll_calls.csv")
 PLACEMATS = Path("afghanistan/transcribed_troops.csv")
 
-ALIASES_PATH = REPO_ROOT / "data" / "country_aliases.csv"
+ALIASES_PATH = DATA_DIR / "country_aliases.csv"
 KINDS = ("name", "iso2", "iso3", "gwcode")
 
 CROSSWALK_SCHEMA = TableSchema(

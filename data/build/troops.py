@@ -36,9 +36,9 @@ from allypot.data.schema import (
     write_table,
 )
 
-from allypot.paths import REPO_ROOT
+from allypot.paths import DATA_DIR
 
-CONFIG_PATH = REPO_ROOT / "data" / "build_config.toml"
+CONFIG_PATH = DATA_DIR / "build_config.toml"
 
 PLACEMATS = Path("afghanistan/transcribed_troops.csv")
 IISS_DEPLOYMENT = Path("afghanistan/CenterForPeaceAndSecurityStudies__ISAF/converted/iiss_deployment.rds.csv")
