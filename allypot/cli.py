@@ -60,7 +60,8 @@ def _compare(args) -> int:
 def _replicate(args) -> int:
     from allypot.inference.replicate_cli import run_replication
 
-    run_replication(Path(args.tables), Path(args.out), bayes=not args.no_bayes, draws=args.draws, seed=args.seed)
+    run_replication(Path(args.tables), Path(args.out), bayes=not args.no_bayes, draws=args.draws, seed=args.seed,
+                    alliance_universe=args.alliance_universe, item_set=args.items)
     return 0
 
 
@@ -110,6 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-bayes", action="store_true", help="OLS only (skip the Bambi twin)")
     p.add_argument("--draws", type=int, default=1000)
     p.add_argument("--seed", type=int, default=20011007)
+    p.add_argument("--alliance-universe", default="defence_offence", choices=["defence_offence", "all"],
+                   help="which US alliances count (model.alliance_universe; default: %(default)s)")
+    p.add_argument("--items", default="with_institutions", choices=["with_institutions", "benson_clinton"],
+                   help="IRT item set (model.items; default: %(default)s)")
     p.set_defaults(func=_replicate)
 
     priors = sub.add_parser("priors", help="prior predictive checks").add_subparsers(dest="action", required=True)

@@ -24,9 +24,10 @@ from allypot.markdown import markdown_table
 
 
 def load_inputs(config: dict, tables_dir: Path) -> ModelInputs:
-    d = config["data"]
+    d, m = config["data"], config["model"]
     return inputs_from_tables(
-        tables_dir, config["model"]["specification"], d["outcome"], d["panel"], (d["first_year"], d["last_year"])
+        tables_dir, m["specification"], d["outcome"], d["panel"], (d["first_year"], d["last_year"]),
+        m["alliance_universe"], m["items"],
     )
 
 
