@@ -14,6 +14,7 @@ Computing and drawing are separate: ``*_table``/``compare_*`` functions return f
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import matplotlib
@@ -22,6 +23,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from allypot.data.build.alliances import in_universe  # noqa: E402
 from allypot.data.build.panel import coverage_by_year  # noqa: E402
 from allypot.data.catalog import SCHEMAS  # noqa: E402
 from allypot.data.loaders import load_table  # noqa: E402
@@ -231,6 +233,78 @@ def biggest_disagreements(disagreements: pd.DataFrame, n: int = 25) -> pd.DataFr
                                  "share_rebuilt", "share_published"]].reset_index(drop=True)
 
 
+def zero_replacements(troops: pd.DataFrame, observations: pd.DataFrame, names: pd.DataFrame) -> pd.DataFrame:
+    """Every nation-year where a printed 0 ISAF yielded to the other source's positive figure.
+
+    ``troops`` is troops_country_year (its ``isaf_zero_replaced`` flag), ``observations`` is
+    troop_observations (every placemat and IISS ISAF figure that year, shown so the reader
+    sees what the 0 stood against), ``names`` maps ccode to name.
+    """
+    cases = troops.loc[troops["isaf_zero_replaced"].astype(bool), ["ccode", "year", "troops_isaf", "troops_source"]]
+    isaf = observations[observations["mission"] == "ISAF"]
+    placemat = isaf[isaf["source"] == "placemat"].groupby(["ccode", "year"])["troops"].agg(
+        placemat_snapshots="size", placemat_min="min", placemat_max="max")
+    iiss = isaf[isaf["source"] == "iiss"].groupby(["ccode", "year"])["troops"].sum().rename("iiss_isaf")
+    out = cases.merge(names, on="ccode", how="left").join(placemat, on=["ccode", "year"]).join(iiss, on=["ccode", "year"])
+    columns = ["ccode", "name", "year", "troops_isaf", "troops_source", "placemat_snapshots", "placemat_min",
+               "placemat_max", "iiss_isaf"]
+    return out[columns].sort_values(["ccode", "year"]).reset_index(drop=True)
+
+
+def allies_by_universe(panel: pd.DataFrame) -> pd.DataFrame:
+    """Per year: states (excl. the US) allied with the US in the build's universe and in 'all'."""
+    others = panel[~panel["us"].astype(bool)]
+    table = others.groupby("year").agg(
+        allied_default=("us_ally", lambda s: int(s.astype(bool).sum())),
+        allied_all=("us_ally_all", lambda s: int(s.astype(bool).sum())),
+    )
+    table.loc["total"] = table.sum()
+    return table.T.rename(index={"allied_default": "us_ally", "allied_all": "us_ally_all"}).rename_axis("column")
+
+
+def alliances_outside_universe(membership: pd.DataFrame, panel: pd.DataFrame, items: pd.DataFrame,
+                               universe: str) -> pd.DataFrame:
+    """The US alliances of the 'all' universe that ``universe`` leaves out.
+
+    One row per alliance: its ATOP alliance-level flags, membership rows and states, and the
+    state-years that are not allied under ``universe`` (no other alliance of it covers them).
+    """
+    left_out = membership[~in_universe(membership, universe)]
+    allied = set(zip(panel.loc[panel["us_ally"].astype(bool), "ccode"], panel.loc[panel["us_ally"].astype(bool), "year"]))
+    lost = [(c, y) not in allied for c, y in zip(left_out["ccode"], left_out["year"])]
+    abb = panel.drop_duplicates("ccode").set_index("ccode")["stateabb"]
+    grouped = left_out.assign(lost=lost).groupby("atopid")
+    table = pd.DataFrame({
+        "years": grouped["year"].agg(lambda s: f"{s.min()}-{s.max()}"),
+        "rows": grouped.size(),
+        "states": grouped["ccode"].nunique(),
+        "state_years_no_longer_allied": grouped["lost"].sum().astype(int),
+    })
+    no_longer = left_out.assign(lost=lost).query("lost").groupby("atopid")["ccode"]
+    table["states_no_longer_allied"] = no_longer.agg(
+        lambda s: ", ".join(str(abb.get(c, c)) for c in sorted(s.unique())[:10]) + (" ..." if s.nunique() > 10 else ""))
+    flags = items.set_index("atopid")[["begyr", "defense", "offense", "nonagg", "consul"]]
+    return flags.join(table, how="inner").reset_index()
+
+
+def universe_alliances(membership: pd.DataFrame, items: pd.DataFrame, universe: str) -> pd.DataFrame:
+    """The US alliances of ``universe``: years, phases in force, states, and their depth items of note.
+
+    Shows ``milinst`` with the phase it comes from next to the phases the membership rows are
+    in, so a mismatch between the item's phase and the phases in force is visible.
+    """
+    rows = membership[in_universe(membership, universe)]
+    grouped = rows.groupby("atopid")
+    table = pd.DataFrame({
+        "years": grouped["year"].agg(lambda s: f"{s.min()}-{s.max()}"),
+        "phases_in_force": grouped["phase"].agg(lambda s: ", ".join(str(v) for v in sorted(s.unique()))),
+        "states": grouped["ccode"].nunique(),
+        "state_years": grouped.size(),
+    })
+    columns = ["begyr", "defense", "offense", "milinst", "milinst_phase", "base", "organ1", "bc_depth"]
+    return items.set_index("atopid")[columns].join(table, how="inner").reset_index()
+
+
 def exclusions_by_source(exclusions: pd.DataFrame) -> pd.DataFrame:
     """Excluded raw rows per source file and reason, the sources ordered by rows excluded."""
     totals = exclusions.groupby("source")["n_rows"].transform("sum")
@@ -340,6 +414,13 @@ def write_data_report(tables_dir: Path, out_dir: Path) -> Path:
     published = read_table(tables_dir / "published_panel.csv", SCHEMAS["published_panel"])
     crosswalk = load_table("crosswalk", tables_dir)
     exclusions = pd.read_csv(tables_dir / "exclusions.csv")
+    universe = json.loads((tables_dir / "panel.meta.json").read_text())["rules"]["alliance_universe"]
+    replaced = zero_replacements(load_table("troops_country_year", tables_dir), load_table("troop_observations", tables_dir),
+                                 crosswalk[["ccode", "name"]])
+    allies = allies_by_universe(panel)
+    membership, items = load_table("us_alliance_membership", tables_dir), load_table("alliance_items", tables_dir)
+    outside = alliances_outside_universe(membership, panel, items, universe)
+    inside = universe_alliances(membership, items, universe)
 
     coverage = coverage_table(panel)
     pub_contrib = published_contributors(published)
@@ -416,6 +497,38 @@ def write_data_report(tables_dir: Path, out_dir: Path) -> Path:
         "### The 25 largest troop disagreements",
         "",
         markdown_table(biggest_disagreements(disagreements), index=False),
+        "",
+        "## Printed zeros that yield to a positive figure",
+        "",
+        "Rule `zero_yields_to_positive` (`data/build_config.toml` [troops], where its reason is given): when the "
+        "source chosen for a nation-year prints 0 ISAF troops and the other source gives a positive figure, the "
+        f"positive figure is used. It applies to {len(replaced)} nation-years, all listed here with every ISAF "
+        "figure of that year (placemat snapshots: how many list the nation, lowest and highest figure; IISS: the "
+        "edition's ISAF figure).",
+        "",
+        markdown_table(replaced, index=False) if len(replaced) else "(none)",
+        "",
+        "## US alliance universe",
+        "",
+        f"`us_ally` and `n_us_alliances` follow the universe `{universe}` (`data/build_config.toml` [alliances]); "
+        "`us_ally_all` counts every ATOP alliance shared with the US. State-years allied with the US (excl. the US): "
+        f"{allies.loc['us_ally', 'total']} under `{universe}`, {allies.loc['us_ally_all', 'total']} under `all`; "
+        f"{int((panel['us_ally_all'].astype(bool) & ~panel['us_ally'].astype(bool)).sum())} state-years are allied only "
+        "under `all`.",
+        "",
+        markdown_table(allies, index=True),
+        "",
+        f"Alliances shared with the US that `{universe}` leaves out (flags: ATOP alliance-level obligations; "
+        "`state_years_no_longer_allied`: state-years with no other alliance of the universe; a state-year left out "
+        "by several of these alliances counts under each):",
+        "",
+        markdown_table(outside, index=False) if len(outside) else "(none)",
+        "",
+        f"US alliances of `{universe}` (`milinst`: Leeds & Anac military institutionalisation of phase "
+        "`milinst_phase`, rule `[alliances] milinst_phase`; `phases_in_force`: the phases of the membership rows; "
+        "`bc_depth`: Benson & Clinton's score, empty for alliances they did not score):",
+        "",
+        markdown_table(inside, index=False),
         "",
         "## Excluded raw rows",
         "",

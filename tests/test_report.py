@@ -146,3 +146,52 @@ def test_write_data_report(real, tmp_path):
     for name in report.FIGURES.values():
         assert (tmp_path / "figures" / name).stat().st_size > 0
         assert f"figures/{name}" in text
+    # every printed zero that yielded to a positive figure is listed (Jordan 2011-13)
+    troops = load_table("troops_country_year")
+    flagged = troops[troops["isaf_zero_replaced"].astype(bool)]
+    assert len(flagged) > 0 and f"It applies to {len(flagged)} nation-years" in text
+    for _, row in flagged.iterrows():
+        assert f"| {row['ccode']} | " in text and f"| {row['year']} | {row['troops_isaf']:g} |" in text
+    others = panel[~panel["us"].astype(bool)]
+    assert f"{int(others['us_ally'].sum())} under `defence_offence`, {int(others['us_ally_all'].sum())} under `all`" in text
+
+
+def test_zero_replacements_lists_flagged_cells_with_both_sources():
+    troops = pd.DataFrame({
+        "ccode": [663, 663, 200], "year": [2011, 2014, 2011], "troops_isaf": [720.0, 616.0, 9500.0],
+        "troops_source": ["iiss ISAF MB2012", "placemat 2014-11-07", "placemat 2011-12-01"],
+        "isaf_zero_replaced": [True, False, False],
+    })
+    observations = pd.DataFrame({
+        "ccode": [663, 663, 663, 663, 200], "year": [2011] * 5,
+        "source": ["placemat", "placemat", "iiss", "iiss", "placemat"],
+        "source_detail": ["2011-01-25", "2011-12-01", "MB2012", "MB2012", "2011-12-01"],
+        "mission": ["ISAF", "ISAF", "ISAF", "OEF", "ISAF"], "troops": [0, 0, 720, 30, 9500],
+    })
+    names = pd.DataFrame({"ccode": [663, 200], "name": ["Jordan", "United Kingdom"]})
+    got = report.zero_replacements(troops, observations, names)
+    assert got[["ccode", "name", "year"]].values.tolist() == [[663, "Jordan", 2011]]
+    row = got.iloc[0]
+    assert (row["placemat_snapshots"], row["placemat_min"], row["placemat_max"], row["iiss_isaf"]) == (2, 0, 0, 720)
+
+
+def test_alliances_outside_universe_counts_state_years_that_lose_ally_status():
+    membership = pd.DataFrame({
+        "ccode": [365, 365, 255, 255], "year": [2009, 2009, 2009, 2009], "atopid": [3740, 3755, 3180, 3740],
+        "phase": [2, 0, 2, 2], "defense": [0, 0, 1, 0], "offense": [0, 0, 0, 0],
+    })
+    panel = pd.DataFrame({"ccode": [365, 255], "year": [2009, 2009], "stateabb": ["RUS", "GMY"],
+                          "us_ally": [False, True]})
+    items = pd.DataFrame({"atopid": [3180, 3740, 3755], "begyr": [1949, 1975, 1976], "defense": [1, 0, 0],
+                          "offense": [0, 0, 0], "nonagg": [1, 1, 1], "consul": [1, 0, 0]})
+    got = report.alliances_outside_universe(membership, panel, items, "defence_offence").set_index("atopid")
+    assert sorted(got.index) == [3740, 3755]
+    assert got.loc[3740, "rows"] == 2 and got.loc[3740, "state_years_no_longer_allied"] == 1  # Germany keeps NATO
+    assert got.loc[3740, "states_no_longer_allied"] == "RUS"
+    assert report.alliances_outside_universe(membership, panel, items, "all").empty
+    items = items.assign(milinst=[2, 1, 0], milinst_phase=[2, 2, 0], base=[3, 0, 0], organ1=[3, 3, 0],
+                         bc_depth=[-0.18, None, None])
+    inside = report.universe_alliances(membership, items, "defence_offence")
+    assert inside["atopid"].tolist() == [3180] and inside.loc[0, "phases_in_force"] == "2"
+    assert (inside.loc[0, "milinst"], inside.loc[0, "states"], inside.loc[0, "state_years"]) == (2, 1, 1)
+    assert len(report.universe_alliances(membership, items, "all")) == 3

@@ -138,6 +138,43 @@ def test_placemat_only_ignores_iiss_isaf():
     assert 3 not in cy.index and cy.loc[1, "troops_source"] == "placemat 2009-10-01 + iiss OEF MB2010"
 
 
+def _zero_obs() -> pd.DataFrame:
+    """Nation 1: placemat prints 0, IISS 720. Nation 2: IISS prints 0, placemat 50. Nation 3: both 0."""
+    rows = [
+        dict(ccode=1, year=2012, source="placemat", source_detail="2012-12-03", mission="ISAF", troops=0),
+        dict(ccode=1, year=2012, source="iiss", source_detail="MB2013", mission="ISAF", troops=720),
+        dict(ccode=2, year=2012, source="placemat", source_detail="2012-12-03", mission="ISAF", troops=50),
+        dict(ccode=2, year=2012, source="iiss", source_detail="MB2013", mission="ISAF", troops=0),
+        dict(ccode=3, year=2012, source="placemat", source_detail="2012-12-03", mission="ISAF", troops=0),
+        dict(ccode=3, year=2012, source="iiss", source_detail="MB2013", mission="ISAF", troops=0),
+    ]
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize(
+    ("combine", "zero_rule", "expected", "replaced"),
+    [
+        ("placemat_first", True, {1: 720, 2: 50, 3: 0}, {1}),
+        ("placemat_first", False, {1: 0, 2: 50, 3: 0}, set()),
+        ("iiss_first", True, {1: 720, 2: 50, 3: 0}, {2}),
+        ("iiss_first", False, {1: 720, 2: 0, 3: 0}, set()),
+        ("placemat_only", True, {1: 0, 2: 50, 3: 0}, set()),
+    ],
+)
+def test_printed_zero_yields_to_positive_figure_of_other_source(combine, zero_rule, expected, replaced):
+    log = ExclusionLog()
+    rules = T.TroopRules(combine=combine, zero_yields_to_positive=zero_rule)
+    cy = T.build_troops_country_year(_zero_obs(), rules, log).set_index("ccode")
+    assert cy["troops_isaf"].to_dict() == expected
+    assert set(cy.index[cy["isaf_zero_replaced"]]) == replaced
+    logged = [e for e in log.entries if "printed 0" in e.reason]
+    assert sum(e.n_rows for e in logged) == len(replaced)
+    if 1 in replaced:
+        assert cy.loc[1, "troops_source"] == "iiss ISAF MB2013"
+    if 2 in replaced:
+        assert cy.loc[2, "troops_source"] == "placemat 2012-12-03"
+
+
 def test_rules_from_config_and_validation():
     rules = T.TroopRules.from_config({"troops": {"placemat_rule": "max", "counted_missions": ["ISAF"]}, "armed_forces": {"fallback": "none"}})
     assert rules.placemat_rule == "max" and rules.counted_missions == ("ISAF",) and rules.armed_forces_fallback == "none"
@@ -157,6 +194,23 @@ def test_major_contributors_are_not_false_zeros(built):
     assert total[(2, 2008)] > 20000      # published panel: 0
     iiss = obs[(obs["source"] == "iiss") & (obs["mission"] == "ISAF")].set_index(["ccode", "year"])["troops"]
     assert iiss[(255, 2009)] > 3000      # the comma-formatted IISS value itself parses
+
+
+@pytest.mark.needs_raw
+def test_jordan_printed_zeros_yield_to_iiss(built):
+    obs, cy, _, log = built
+    cy = cy.set_index(["ccode", "year"])
+    for year in (2011, 2012, 2013):
+        placemat = obs[(obs["ccode"] == 663) & (obs["year"] == year) & (obs["source"] == "placemat")]["troops"]
+        iiss = obs[(obs["ccode"] == 663) & (obs["year"] == year) & (obs["source"] == "iiss") & (obs["mission"] == "ISAF")]
+        assert len(placemat) > 0 and (placemat == 0).all() and len(iiss) == 1 and iiss["troops"].iloc[0] > 0
+        assert cy.loc[(663, year), "troops_isaf"] == iiss["troops"].iloc[0]
+        assert cy.loc[(663, year), "isaf_zero_replaced"]
+    assert cy.loc[(663, 2014), "troops_isaf"] > 0 and not cy.loc[(663, 2014), "isaf_zero_replaced"]
+    # every replaced cell is a printed 0 against a positive figure, and each is logged
+    flagged = cy[cy["isaf_zero_replaced"]]
+    assert len(flagged) >= 3 and (flagged["troops_isaf"] > 0).all()
+    assert sum(e.n_rows for e in log.entries if "printed 0" in e.reason) == len(flagged)
 
 
 @pytest.mark.needs_raw

@@ -12,14 +12,17 @@ Steps
    except the states with known deaths but no column there
    (``casualties.DEATHS_WITHOUT_COLUMN``),
    which stay missing.
-5. US alliance ties (us_alliance_membership.csv), UN agreement counts, ideal points.
+5. US alliance ties (us_alliance_membership.csv) in the configured universe (``us_ally``) and
+   in the "all" universe (``us_ally_all``), UN agreement counts, ideal points.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
+from allypot.data.build.alliances import AllianceRules, in_universe, load_alliance_rules
 from allypot.data.build.casualties import DEATHS_WITHOUT_COLUMN
 from allypot.data.schema import (
     Column,
@@ -65,8 +68,14 @@ PANEL_SCHEMA = TableSchema(
         Column("gdp_per_capita", "float", "real GDP per capita (separate series)", unit="2011 int. $ PPP", min=0),
         Column("population", "float", "population (latent estimate, posterior mean)", unit="millions", min=0),
         Column("dist_kabul_km", "float", "great-circle distance capital-Kabul", unit="km", min=0),
-        Column("us_ally", "bool", "shares at least one ATOP alliance with the US that year", nullable=False),
-        Column("n_us_alliances", "int", "number of ATOP alliances shared with the US that year", min=0),
+        Column("us_ally", "bool",
+               "shares with the US, that year, at least one alliance of the build's universe (meta 'rules'; default "
+               "defence_offence: the phase in force carries a defence or offence obligation)", nullable=False),
+        Column("n_us_alliances", "int", "number of alliances of the build's universe shared with the US that year", min=0),
+        Column("us_ally_all", "bool",
+               "shares at least one ATOP alliance of any kind with the US that year (universe 'all', incl. "
+               "non-aggression and consultation pacts); for sensitivity analysis", nullable=False),
+        Column("n_us_alliances_all", "int", "number of ATOP alliances of any kind shared with the US that year", min=0),
         Column("un_votes", "int", "UNGA roll calls both the state and the US voted on", unit="votes", min=0),
         Column("un_agree", "int", "of those, votes identical to the US vote", unit="votes", min=0),
         Column("un_agreement_share", "float", "un_agree / un_votes", unit="proportion", min=0, max=1),
@@ -83,8 +92,12 @@ INPUT_TABLES = ("covariates", "troops_country_year", "armed_forces", "casualties
                 "un_agreement", "ideal_points")
 
 
-def build_panel(tables: dict[str, pd.DataFrame], log: ExclusionLog) -> pd.DataFrame:
-    """Join the component tables onto the COW state-year skeleton."""
+def build_panel(tables: dict[str, pd.DataFrame], log: ExclusionLog, universe: str = "defence_offence") -> pd.DataFrame:
+    """Join the component tables onto the COW state-year skeleton.
+
+    ``us_ally``/``n_us_alliances`` count the alliances of ``universe`` (see
+    ``alliances.UNIVERSES``); ``us_ally_all``/``n_us_alliances_all`` count every alliance.
+    """
     key = ["ccode", "year"]
     panel = tables["covariates"][key + ["stateabb", "us", "polity2", "v2x_polyarchy", "cinc", "gdp",
                                         "gdp_per_capita", "population", "dist_kabul_km"]].copy()
@@ -116,10 +129,11 @@ def build_panel(tables: dict[str, pd.DataFrame], log: ExclusionLog) -> pd.DataFr
     panel.loc[unlisted, ["casualties", "casualties_cum"]] = 0.0
 
     membership = tables["us_alliance_membership"]
-    counts = membership.groupby(key).size().rename("n_us_alliances").reset_index()
-    panel = panel.merge(counts, on=key, how="left")
-    panel["n_us_alliances"] = panel["n_us_alliances"].fillna(0).astype("Int64")
-    panel["us_ally"] = panel["n_us_alliances"] > 0
+    for suffix, rows in (("", membership[in_universe(membership, universe)]), ("_all", membership)):
+        counts = rows.groupby(key).size().rename(f"n_us_alliances{suffix}").reset_index()
+        panel = panel.merge(counts, on=key, how="left")
+        panel[f"n_us_alliances{suffix}"] = panel[f"n_us_alliances{suffix}"].fillna(0).astype("Int64")
+        panel[f"us_ally{suffix}"] = panel[f"n_us_alliances{suffix}"] > 0
 
     agreement = tables["un_agreement"].rename(columns={"n_votes": "un_votes", "n_agree": "un_agree"})
     panel = panel.merge(agreement, on=key, how="left")
@@ -132,14 +146,20 @@ def build_panel(tables: dict[str, pd.DataFrame], log: ExclusionLog) -> pd.DataFr
     return panel[PANEL_SCHEMA.column_names]
 
 
-def write_panel(tables_dir: Path, out_dir: Path, log: ExclusionLog) -> Path:
+def write_panel(tables_dir: Path, out_dir: Path, log: ExclusionLog, rules: AllianceRules | None = None) -> Path:
+    """Build and write panel.csv; the alliance rules (default: build_config.toml) go to its meta 'rules'."""
     from allypot.data.catalog import SCHEMAS
 
+    rules = rules or load_alliance_rules()
     tables = {name: read_table(Path(tables_dir) / f"{name}.csv", SCHEMAS[name]) for name in INPUT_TABLES}
-    panel = build_panel(tables, log)
+    panel = build_panel(tables, log, rules.universe)
     sources = {f"data/tables/{n}.csv": sha256_file(Path(tables_dir) / f"{n}.csv") for n in INPUT_TABLES}
     path = Path(out_dir) / "panel.csv"
     write_table(panel, path, PANEL_SCHEMA, sources)
+    meta_path = path.with_suffix(".meta.json")
+    meta = json.loads(meta_path.read_text())
+    meta["rules"] = {"alliance_universe": rules.universe}
+    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
     return path
 
 

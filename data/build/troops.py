@@ -71,6 +71,7 @@ class TroopRules:
     iiss_edition_offset: int = -1
     combine: str = "placemat_first"
     add_iiss_oef: bool = True
+    zero_yields_to_positive: bool = True
     counted_missions: tuple[str, ...] = ("ISAF", "OEF")
     armed_forces_edition_offset: int = -1
     armed_forces_fallback: str = "cow_milper"
@@ -157,6 +158,9 @@ TROOPS_COUNTRY_YEAR_SCHEMA = TableSchema(
         Column("troops_isaf", "float", "ISAF troops from the source chosen by combine/placemat_rule", unit="persons", min=0),
         Column("troops_oef", "float", "IISS OEF troops in Afghanistan (shown even if add_iiss_oef is false)", unit="persons", min=0),
         Column("troops_source", "str", "where the numbers come from", nullable=False),
+        Column("isaf_zero_replaced", "bool",
+               "the source chosen by combine printed 0 ISAF troops and the other source a positive figure, which "
+               "troops_isaf uses instead (rule zero_yields_to_positive)", nullable=False),
     ),
     key=("ccode", "year"),
 )
@@ -318,10 +322,27 @@ def placemat_by_year(placemat: pd.DataFrame, rules: TroopRules, log: ExclusionLo
     return top.assign(troops=top["troops"].astype(float), detail="placemat max " + top["source_detail"])[["ccode", "year", "troops", "detail"]]
 
 
+def zero_replaced(table: pd.DataFrame, use_pm: pd.Series, use_iiss: pd.Series, rules: TroopRules) -> pd.Series:
+    """Nation-years whose chosen ISAF figure is a printed 0 while the other source gives a positive figure.
+
+    ``table`` has ``pm_isaf`` and ``iiss_isaf`` (NaN where a source has no figure); ``use_pm`` /
+    ``use_iiss`` mark the source ``rules.combine`` chose. Under ``zero_yields_to_positive`` such a
+    0 is not read as "no troops": the positive figure replaces it (build_config.toml gives the
+    reason). The single-source rules (``placemat_only``, ``iiss_only``) never look at the other
+    source, so nothing is replaced under them.
+    """
+    if not rules.zero_yields_to_positive or rules.combine not in ("placemat_first", "iiss_first"):
+        return pd.Series(False, index=table.index)
+    chosen = table["pm_isaf"].where(use_pm, table["iiss_isaf"].where(use_iiss))
+    other = table["iiss_isaf"].where(use_pm, table["pm_isaf"].where(use_iiss))
+    return (chosen == 0) & (other > 0)
+
+
 def build_troops_country_year(obs: pd.DataFrame, rules: TroopRules, log: ExclusionLog) -> pd.DataFrame:
     """Combine placemat and IISS observations into one row per nation-year.
 
-    ISAF comes from the placemat or IISS figure chosen by ``rules.combine``; OEF always
+    ISAF comes from the placemat or IISS figure chosen by ``rules.combine``, except that a
+    printed 0 yields to a positive figure of the other source (:func:`zero_replaced`); OEF always
     from IISS (the only OEF source). troops_afghanistan sums the counted missions that
     have a figure; UNAMA, EUPOL and "other" are never counted (see build_config.toml).
     """
@@ -346,10 +367,17 @@ def build_troops_country_year(obs: pd.DataFrame, rules: TroopRules, log: Exclusi
         "iiss_only": pd.Series(False, index=table.index),
     }[rules.combine]
     use_iiss = has_iiss & ~use_pm & (rules.combine != "placemat_only")
-    log.exclude("troop_observations (iiss ISAF)", f"IISS ISAF figure not used (combine={rules.combine})", table[has_iiss & ~use_iiss], keys + ["edition"])
-    log.exclude("troop_observations (placemat)", f"placemat figure not used (combine={rules.combine})", table[has_pm & ~use_pm], keys + ["pm_detail"])
+    replaced = zero_replaced(table, use_pm, use_iiss, rules)
+    from_pm = (use_pm & ~replaced) | (use_iiss & replaced)
+    from_iiss = (use_iiss & ~replaced) | (use_pm & replaced)
+    zero_reason = "printed 0 ISAF not used: the other source gives a positive figure (zero_yields_to_positive)"
+    log.exclude("troop_observations (placemat)", zero_reason, table[replaced & use_pm], keys + ["pm_detail"])
+    log.exclude("troop_observations (iiss ISAF)", zero_reason, table[replaced & use_iiss], keys + ["edition"])
+    log.exclude("troop_observations (iiss ISAF)", f"IISS ISAF figure not used (combine={rules.combine})", table[has_iiss & ~use_iiss & ~from_iiss], keys + ["edition"])
+    log.exclude("troop_observations (placemat)", f"placemat figure not used (combine={rules.combine})", table[has_pm & ~use_pm & ~from_pm], keys + ["pm_detail"])
 
-    table["troops_isaf"] = table["pm_isaf"].where(use_pm, table["iiss_isaf"].where(use_iiss))
+    table["troops_isaf"] = table["pm_isaf"].where(from_pm, table["iiss_isaf"].where(from_iiss))
+    table["isaf_zero_replaced"] = replaced
     table["troops_oef"] = table["iiss_oef"]
     counted = []
     if "ISAF" in rules.counted_missions:
@@ -358,9 +386,9 @@ def build_troops_country_year(obs: pd.DataFrame, rules: TroopRules, log: Exclusi
         counted.append("troops_oef")
     table["troops_afghanistan"] = table[counted].sum(axis=1, min_count=1) if counted else np.nan
 
-    isaf_part = table["pm_detail"].where(use_pm, ("iiss ISAF " + table["edition"]).where(use_iiss))
+    isaf_part = table["pm_detail"].where(from_pm, ("iiss ISAF " + table["edition"]).where(from_iiss))
     oef_part = ("iiss OEF " + table["edition"]).where(table["troops_oef"].notna() & ("troops_oef" in counted))
-    both_iiss = use_iiss & oef_part.notna()
+    both_iiss = from_iiss & oef_part.notna()
     source = isaf_part.fillna("").str.cat(oef_part.fillna(""), sep=" + ").str.strip(" +")
     table["troops_source"] = source.where(~both_iiss, "iiss " + table["edition"])
 
