@@ -3,12 +3,12 @@
 The published panel carries the paper's own alliance potential (``pot_gain``). The rebuilt
 panel carries none, because in this project potential is a model quantity. To run the same
 regressions on it we compute the **plug-in potential**, i.e. the paper's two-step estimator on
-our data: posterior means of depth and preference from the measurement model (Parts A-C),
-then the least-squares projection on those point estimates
-(:func:`~allypot.models.potential.potential_from_point_estimates`). OLS on the rebuilt panel
-therefore treats an estimate as if it were data: its standard errors ignore the measurement
-uncertainty, exactly as the published ones do. The joint and cut modes of ``allypot compare``
-are the remedy; this command is only the like-for-like replication.
+our data, by the one plug-in estimator that the plug-in mode of ``compare`` also uses
+(:func:`~allypot.models.potential.plugin_estimate`): posterior means of depth and preference
+from the measurement model (Parts A-C), then the least-squares projection on all rows. OLS on
+the rebuilt panel therefore treats an estimate as if it were data: its standard errors ignore
+the measurement uncertainty, exactly as the published ones do. The joint and cut modes of
+``allypot compare`` are the remedy; this command is only the like-for-like replication.
 """
 
 from __future__ import annotations
