@@ -11,6 +11,7 @@ import pandas as pd
 from allypot.diagnostics.feedback import chain_modes, compute_feedback
 from allypot.diagnostics.summary import headline_summary, interval, sampler_health
 from allypot.inference.config import model_options, priors_from_config
+from allypot.inference.depth_choice import with_primary_alliances
 from allypot.inference.modes import NAME_TO_MODE, ModeResult, attach_measurement, fit_measurement
 from allypot.inference.runs import (
     compute_run_id,
@@ -25,10 +26,13 @@ from allypot.markdown import markdown_table
 
 def load_inputs(config: dict, tables_dir: Path) -> ModelInputs:
     d, m = config["data"], config["model"]
-    return inputs_from_tables(
+    inputs = inputs_from_tables(
         tables_dir, m["specification"], d["outcome"], d["panel"], (d["first_year"], d["last_year"]),
         m["alliance_universe"], m["items"],
     )
+    if m["depth_aggregation"] == "primary":
+        inputs = with_primary_alliances(inputs, priors_from_config(config)["irt"], config["sampler"], config["run"]["seed"])
+    return inputs
 
 
 def _save(config: dict, result: ModeResult, inputs: ModelInputs, tables_dir: Path, runs_dir: Path, started: float) -> Path:
