@@ -28,11 +28,12 @@ BC_CORRELATION_FLOOR = 0.8
 def simulated_fits():
     """One simulated data set, fitted in all three modes (measurement fit shared)."""
     # With 40 countries and country effects the realised data pin the effect only to within
-    # their own sampling noise: even the contribution model given the TRUE potential misses
-    # 0.008 with its 90% interval for seed 11 ([0.0012, 0.0071]); seed 12 is a draw where
-    # that oracle covers it, so a miss here is the measurement model's fault.
+    # their own sampling noise: even the contribution model given the TRUE potential can miss
+    # 0.008 with its 90% interval. The seed is the first draw (from 12 on) where that oracle
+    # covers it, so a miss here is the measurement model's fault. With the ten items of the
+    # default item set, seed 12's oracle gave [0.0093, 0.0160]; seed 13's gives [0.0032, 0.0093].
     inputs, truth = simulate_inputs(n_alliances=150, n_us_alliances=10, n_countries=40, n_years=8, beta=0.8,
-                                   votes_per_year=25, seed=12)
+                                   votes_per_year=25, seed=13)
     config = resolve_config({
         "run": {"seed": 5},
         "sampler": SAMPLER,
