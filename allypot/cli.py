@@ -108,7 +108,8 @@ def _replicate(args) -> int:
     from allypot.inference.replicate_cli import run_replication
 
     out = Path(args.out) if args.out else RUNS_DIR / f"{_stamp()}-replicate"
-    run_replication(Path(args.tables), out, bayes=not args.no_bayes, draws=args.bambi_draws, seed=args.seed)
+    run_replication(Path(args.tables), out, bayes=not args.no_bayes, draws=args.bambi_draws, seed=args.seed,
+                    alliance_universe=args.alliance_universe, item_set=args.items)
     return 0
 
 
@@ -205,6 +206,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bambi-draws", type=int, default=1000,
                    help="draws per chain of each Bambi fit (4 chains, as many tuning steps)")
     p.add_argument("--seed", type=int, default=20011007, help="seeds the measurement fit and Bambi")
+    p.add_argument("--alliance-universe", default="defence_offence", choices=["defence_offence", "all"],
+                   help="which US alliances count (model.alliance_universe; default: %(default)s)")
+    p.add_argument("--items", default="with_institutions", choices=["with_institutions", "benson_clinton"],
+                   help="IRT item set (model.items; default: %(default)s)")
     p.set_defaults(func=_replicate)
 
     priors = sub.add_parser("priors", help="prior predictive checks").add_subparsers(dest="action", required=True)

@@ -16,9 +16,10 @@ from pathlib import Path
 from allypot.models.compose import ModelOptions
 from allypot.models.contribution import FAMILIES
 from allypot.models.dyad_depth import AGGREGATIONS
-from allypot.models.inputs import OUTCOMES, SPECIFICATIONS
+from allypot.models.inputs import ALLIANCE_UNIVERSES, DEFAULT_ITEM_SET, DEFAULT_UNIVERSE, ITEM_SETS, OUTCOMES
 from allypot.models.potential import PROJECTIONS
 from allypot.models.preference import MEASURES
+from allypot.models.sample import SPECIFICATIONS
 from allypot.priors import PriorConfigError, load_priors, priors_to_dict
 
 from allypot.paths import TABLES_DIR
@@ -33,6 +34,9 @@ DEFAULTS: dict = {
     "model": {
         "mode": "joint",
         "specification": "political",
+        # MODEL.md Part A: which US alliances count, and the IRT's items (models/inputs.py)
+        "alliance_universe": DEFAULT_UNIVERSE,
+        "items": DEFAULT_ITEM_SET,
         "family": "gaussian",
         "preference": "agreement",
         "projection": "linear",
@@ -52,6 +56,8 @@ DEFAULTS: dict = {
 CHOICES = {
     ("model", "mode"): MODES,
     ("model", "specification"): tuple(SPECIFICATIONS),
+    ("model", "alliance_universe"): ALLIANCE_UNIVERSES,
+    ("model", "items"): tuple(ITEM_SETS),
     ("model", "family"): FAMILIES,
     ("model", "preference"): MEASURES,
     ("model", "projection"): PROJECTIONS,
@@ -125,7 +131,7 @@ def resolve_config(user: dict, source: str = "<config>", base_dir: Path | None =
         if not isinstance(config["model"][key], bool):
             errors.append(f"model.{key} = {config['model'][key]!r}: must be true or false")
     spec = SPECIFICATIONS.get(config["model"]["specification"])
-    if spec and spec["requires_country_effects"] and config["model"]["country_effects"] is False:
+    if spec and spec.fixed_effects and config["model"]["country_effects"] is False:
         errors.append("model.country_effects = false: the fixed_effects specification needs country effects")
     try:
         priors = load_priors(config["priors"])

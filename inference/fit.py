@@ -18,6 +18,7 @@ from allypot.diagnostics.summary import (
     sampler_health,
 )
 from allypot.inference.config import model_options, priors_from_config
+from allypot.inference.depth_choice import with_primary_alliances
 from allypot.inference.modes import NAME_TO_MODE, ModeResult, announce, attach_measurement, fit_measurement
 from allypot.inference.runs import (
     compute_run_id,
@@ -43,10 +44,14 @@ class FitOutcome(NamedTuple):
 
 
 def load_inputs(config: dict, tables_dir: Path) -> ModelInputs:
-    d = config["data"]
-    return inputs_from_tables(
-        tables_dir, config["model"]["specification"], d["outcome"], d["panel"], (d["first_year"], d["last_year"])
+    d, m = config["data"], config["model"]
+    inputs = inputs_from_tables(
+        tables_dir, m["specification"], d["outcome"], d["panel"], (d["first_year"], d["last_year"]),
+        m["alliance_universe"], m["items"],
     )
+    if m["depth_aggregation"] == "primary":
+        inputs = with_primary_alliances(inputs, priors_from_config(config)["irt"], config["sampler"], config["run"]["seed"])
+    return inputs
 
 
 def run_warnings(result: ModeResult, summary: pd.DataFrame, health: dict) -> list[str]:

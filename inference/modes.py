@@ -31,7 +31,7 @@ from allypot.models.compose import (
     build_measurement_model,
 )
 from allypot.models.inputs import ModelInputs
-from allypot.models.potential import potential_from_point_estimates
+from allypot.models.potential import plugin_estimate
 from tqdm.auto import tqdm
 
 
@@ -80,11 +80,8 @@ def run_joint(inputs, options, priors, config, measurement=None, progress=True) 
 
 def run_plugin(inputs, options, priors, config, measurement=None, progress=True) -> ModeResult:
     measurement = measurement or fit_measurement(inputs, options, priors, config, progress)
-    post = measurement.idata["posterior"]
-    depth = post["depth"].mean(("chain", "draw")).to_numpy()
-    pref = post["pref_row"].mean(("chain", "draw")).to_numpy()
-    potential = potential_from_point_estimates(depth, pref, inputs.us_ally, options.projection)
-    model = build_contribution_model(inputs, options, priors, potential)
+    estimate = plugin_estimate(measurement.idata["posterior"], inputs.us_ally, options.projection)
+    model = build_contribution_model(inputs, options, priors, estimate.potential)
     idata, seconds = sample_model(model, config["sampler"], config["run"]["seed"], progress)
     add_log_densities(idata, model, options.family)
     attach_measurement(idata, measurement)

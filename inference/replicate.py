@@ -4,8 +4,10 @@ How Table 1 was estimated, read off ``docs/05_Model.Rmd`` (CenterForPeaceAndSecu
 commit 5343e8f) and checked against the table it wrote (``paper/table.tex``, commit 7be1b22):
 
 - data ``iiss_afghan_complete.rds``; Afghanistan, the US and Iceland (zero armed forces)
-  dropped; no year restriction (2001-2014); zeros kept; each model on its own complete
-  cases (R's default ``na.omit``), so N differs by column (2210, 1774, 807, 1774);
+  dropped (here by the project's one sample rule, :func:`~allypot.models.sample.select_sample`,
+  under which Iceland's undefined share is a missing outcome); no year restriction
+  (2001-2014); zeros kept; each model on its own complete cases (R's default ``na.omit``),
+  so N differs by column (2210, 1774, 807, 1774);
 - outcome ``troops_afghan_final_ratio`` (troops in Afghanistan / active forces), untransformed;
 - (1) baseline: ``pot_gain``; (2) political controls: + ``pctagreeus`` ("UN Voting", the
   share of votes agreeing with the US, *not* the ideal-point distance), ``dem`` (the
@@ -17,6 +19,8 @@ commit 5343e8f) and checked against the table it wrote (``paper/table.tex``, com
 - ``glm`` Gaussian / ``plm`` classical standard errors (no clustering, no robust SEs);
   ``texreg(ci.force = TRUE)`` prints normal 95% intervals, estimate +- 1.96 SE.
 
+The specifications are the ``replication_terms`` of the project's one registry
+(:data:`~allypot.models.sample.SPECIFICATIONS`), which also holds the design's controls.
 The published panel reproduces all four columns of that table to its three printed decimals
 (see :data:`PAPER_TABLE1`). Terms here use the project's column names; a panel only needs
 those columns, so a rebuilt panel (with a caller-supplied plug-in ``potential``) runs the same code.
@@ -24,45 +28,19 @@ those columns, so a rebuilt panel (with a caller-supplied plug-in ``potential``)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import statsmodels.formula.api as smf
+from allypot.models.sample import LOG_COLUMNS, SPECIFICATIONS, Specification, get_specification, select_sample
 from scipy import stats
 
 OUTCOME = "share"
 KEY = ("ccode", "year")
-# dropped by 05_Model.Rmd before any model: Afghanistan cannot contribute to itself, the
-# paper is about relations with the US, and Iceland has no armed forces (inf ratio)
-EXCLUDED_CCODES = {700: "Afghanistan", 2: "United States", 395: "Iceland"}
 # a categorical copy of ccode: patsy and formulae both expand a string column into
 # country dummies, so the fixed-effects formula is the same text for OLS and Bambi
 COUNTRY_FACTOR = "country_fe"
-# terms computed from a panel column, as Table 1 does inside its formula
-DERIVED_TERMS = {"log_gdp": "gdp", "log_gdp_per_capita": "gdp_per_capita"}
 CI_LEVEL = 0.95
-
-
-@dataclass(frozen=True)
-class Specification:
-    """One column of Table 1: its regressors (our names) and whether it has country effects."""
-
-    label: str
-    terms: tuple[str, ...]
-    fixed_effects: bool = False
-
-
-_POLITICAL = ("potential", "un_agreement_us", "democracy", "casualties_annual", "us_ally", "cinc")
-SPECIFICATIONS: dict[str, Specification] = {
-    "baseline": Specification("Baseline", ("potential",)),
-    "political": Specification("Political Controls", _POLITICAL),
-    "all_controls": Specification("All Controls", _POLITICAL + ("log_gdp", "log_gdp_per_capita", "dist_kabul_km")),
-    # as published: the within model drops UN voting
-    "fixed_effects": Specification(
-        "Fixed Effects", ("potential", "democracy", "casualties_annual", "us_ally", "cinc"), fixed_effects=True
-    ),
-}
 
 TERM_LABELS = {
     "Intercept": "Intercept",
@@ -89,18 +67,13 @@ RESULT_COLUMNS = ["panel", "spec", "method", "term", "estimate", "se_or_sd", "lo
 
 
 def _spec(spec: str | Specification) -> Specification:
-    if isinstance(spec, Specification):
-        return spec
-    try:
-        return SPECIFICATIONS[spec]
-    except KeyError:
-        raise KeyError(f"unknown specification {spec!r}; known: {list(SPECIFICATIONS)}") from None
+    return spec if isinstance(spec, Specification) else get_specification(spec)
 
 
 def required_columns(spec: str | Specification) -> list[str]:
     """Panel columns a specification needs (derived terms name their source column)."""
     s = _spec(spec)
-    return [*KEY, OUTCOME, *(DERIVED_TERMS.get(t, t) for t in s.terms)]
+    return [*KEY, OUTCOME, *(LOG_COLUMNS.get(t, t) for t in s.replication_terms)]
 
 
 def check_columns(panel: pd.DataFrame, spec: str | Specification, name: str = "panel") -> None:
@@ -116,28 +89,29 @@ def check_columns(panel: pd.DataFrame, spec: str | Specification, name: str = "p
 def formula(spec: str | Specification) -> str:
     """The model formula, shared by :func:`fit_ols` and :func:`fit_bambi`."""
     s = _spec(spec)
-    rhs = list(s.terms) + ([COUNTRY_FACTOR] if s.fixed_effects else [])
+    rhs = list(s.replication_terms) + ([COUNTRY_FACTOR] if s.fixed_effects else [])
     return f"{OUTCOME} ~ {' + '.join(rhs)}"
 
 
 def estimation_sample(panel: pd.DataFrame, spec: str | Specification) -> pd.DataFrame:
-    """Rows Table 1 uses for ``spec``: exclusions of 05_Model.Rmd, then complete cases.
+    """Rows Table 1 uses for ``spec``: the project's sample rule, then complete cases.
 
-    Logs of non-positive GDP are undefined and count as missing, as ``log()`` gives
-    ``-Inf``/``NaN`` there and R's ``lm`` would fail rather than use them.
+    :func:`~allypot.models.sample.select_sample` drops the US and Afghanistan, as
+    05_Model.Rmd did, and then every row with a missing or non-finite regressor (R's
+    ``na.omit``; Iceland's undefined share and logs of non-positive GDP fall here, where
+    R's ``lm`` would have failed on ``-Inf``). The exclusion counts are in
+    ``attrs["exclusions"]``.
     """
     s = _spec(spec)
     check_columns(panel, s)
-    data = panel[~panel["ccode"].isin(list(EXCLUDED_CCODES))].copy()
-    for term, source in DERIVED_TERMS.items():
-        if term in s.terms:
-            values = data[source].astype("float64")
-            data[term] = np.log(values.where(values > 0))
+    used = [OUTCOME, *s.replication_terms]
+    chosen = select_sample(panel, used)
+    data = chosen.rows
     data[COUNTRY_FACTOR] = data["ccode"].astype("int64").astype(str)
-    used = [OUTCOME, *s.terms]
     data[used] = data[used].astype("float64")
-    finite = np.isfinite(data[used]).all(axis=1)
-    return data.loc[finite, [*KEY, COUNTRY_FACTOR, *used]].reset_index(drop=True)
+    out = data[[*KEY, COUNTRY_FACTOR, *used]].copy()
+    out.attrs["exclusions"] = chosen.exclusions
+    return out
 
 
 def _within_r2(data: pd.DataFrame, resid: np.ndarray) -> float:
@@ -174,7 +148,7 @@ def fit_ols(panel: pd.DataFrame, spec: str | Specification, cluster: bool = Fals
         fit = model.fit(cov_type="cluster", cov_kwds={"groups": data[COUNTRY_FACTOR].astype("category").cat.codes})
     else:
         fit = model.fit()
-    terms = list(s.terms) if s.fixed_effects else ["Intercept", *s.terms]
+    terms = list(s.replication_terms) if s.fixed_effects else ["Intercept", *s.replication_terms]
     z = stats.norm.ppf(0.5 + CI_LEVEL / 2)
     est, se = fit.params[terms], fit.bse[terms]
     r2 = _within_r2(data, fit.resid.to_numpy()) if s.fixed_effects else fit.rsquared
@@ -221,7 +195,7 @@ def fit_bambi(
         draws=draws, tune=draws, chains=chains, random_seed=seed, inference_method=inference_method, progressbar=False
     )
     posterior = idata["posterior"]
-    terms = list(s.terms) if s.fixed_effects else ["Intercept", *s.terms]
+    terms = list(s.replication_terms) if s.fixed_effects else ["Intercept", *s.replication_terms]
     tail = (1 - CI_LEVEL) / 2
     rows = []
     for term in terms:

@@ -3,12 +3,12 @@
 The published panel carries the paper's own alliance potential (``pot_gain``). The rebuilt
 panel carries none, because in this project potential is a model quantity. To run the same
 regressions on it we compute the **plug-in potential**, i.e. the paper's two-step estimator on
-our data: posterior means of depth and preference from the measurement model (Parts A-C),
-then the least-squares projection on those point estimates
-(:func:`~allypot.models.potential.potential_from_point_estimates`). OLS on the rebuilt panel
-therefore treats an estimate as if it were data: its standard errors ignore the measurement
-uncertainty, exactly as the published ones do. The joint and cut modes of ``allypot compare``
-are the remedy; this command is only the like-for-like replication.
+our data, by the one plug-in estimator that the plug-in mode of ``compare`` also uses
+(:func:`~allypot.models.potential.plugin_estimate`): posterior means of depth and preference
+from the measurement model (Parts A-C), then the least-squares projection on all rows. OLS on
+the rebuilt panel therefore treats an estimate as if it were data: its standard errors ignore
+the measurement uncertainty, exactly as the published ones do. The joint and cut modes of
+``allypot compare`` are the remedy; this command is only the like-for-like replication.
 """
 
 from __future__ import annotations
@@ -19,11 +19,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from allypot.inference.replicate import (
-    EXCLUDED_CCODES,
     compare_to_paper,
     format_table1,
     replicate_table1,
 )
+from allypot.models.inputs import DEFAULT_ITEM_SET, DEFAULT_UNIVERSE, us_alliances_in_universe, with_universe_allies
+from allypot.models.potential import plugin_estimate
+from allypot.models.sample import NON_CONTRIBUTORS
 
 from allypot.markdown import markdown_table
 
@@ -68,11 +70,13 @@ def rebuilt_for_replication(panel: pd.DataFrame, potential: pd.DataFrame) -> pd.
       conventional democracy cut and implies democ >= 6, but a few states with democ >= 6 and
       some autocratic traits fall below it. Missing polity2 stays missing;
     - ``casualties_annual`` <- ``casualties`` (deaths that year, not cumulative);
-    - ``us_ally``, ``cinc``, ``gdp``, ``gdp_per_capita``, ``dist_kabul_km`` as they are (logs of GDP
+    - ``us_ally`` as the caller's panel has it (:func:`run_replication` recomputes it for the
+      alliance universe of the plug-in measurement);
+    - ``cinc``, ``gdp``, ``gdp_per_capita``, ``dist_kabul_km`` as they are (logs of GDP
       are taken by replicate.py; GDP units differ from the paper's, which only shifts the
       intercept).
 
-    Afghanistan, the US and Iceland are left in: replicate.py drops them, as the paper did.
+    Afghanistan, the US and Iceland are left in: replicate.py's sample rule drops them, as the paper did.
 
     Parameters
     ----------
@@ -103,7 +107,7 @@ def rebuilt_for_replication(panel: pd.DataFrame, potential: pd.DataFrame) -> pd.
     out["democracy"] = (polity >= DEMOCRACY_THRESHOLD).astype("float64").where(polity.notna()).to_numpy()
     pot = potential[[*KEY, "potential"]].astype({"ccode": "int64", "year": "int64"})
     out = out.merge(pot, on=KEY, how="left", validate="one_to_one")
-    usable = out["share"].notna() & ~out["ccode"].isin(list(EXCLUDED_CCODES))
+    usable = out["share"].notna() & ~out["ccode"].isin(list(NON_CONTRIBUTORS))
     lacking = out[usable & out["potential"].isna()]
     out.attrs["missing_potential"] = len(lacking)
     if len(lacking):
@@ -115,33 +119,25 @@ def rebuilt_for_replication(panel: pd.DataFrame, potential: pd.DataFrame) -> pd.
     return out
 
 
-def measurement_config(seed: int) -> dict:
+def measurement_config(seed: int, alliance_universe: str = DEFAULT_UNIVERSE, item_set: str = DEFAULT_ITEM_SET) -> dict:
     """The resolved config of the light measurement fit: baseline spec (widest sample)."""
     from allypot.inference.config import resolve_config
 
-    return resolve_config({"run": {"name": "replicate", "seed": seed}, "model": {"specification": "baseline"},
+    return resolve_config({"run": {"name": "replicate", "seed": seed},
+                           "model": {"specification": "baseline", "alliance_universe": alliance_universe,
+                                     "items": item_set},
                            "sampler": dict(LIGHT_SAMPLER)})
 
 
-def _point_potential(rows: pd.DataFrame, depth: np.ndarray, pref: np.ndarray, us_ally: np.ndarray,
-                     has_votes: np.ndarray, projection: str) -> pd.DataFrame:
-    """Plug-in potential on the state-years that have UN votes.
-
-    The projection is fitted on those rows only: where a state cast no vote, its preference
-    is the random walk's interpolation, not a measurement, and the published ``pot_gain``
-    likewise needed ``pctagreeus``.
-    """
-    from allypot.models.potential import potential_from_point_estimates
-
-    frame = rows[KEY].reset_index(drop=True).assign(depth=depth, pref=pref, potential=np.nan)
-    frame["potential"] = frame["potential"].astype("float64")
-    frame.loc[has_votes, "potential"] = potential_from_point_estimates(
-        depth[has_votes], pref[has_votes], us_ally[has_votes], projection
-    )
-    return frame
+def plugin_frame(inputs, measurement_posterior, projection: str) -> pd.DataFrame:
+    """Plug-in depth, preference and potential per state-year of ``inputs`` (the shared
+    estimator :func:`~allypot.models.potential.plugin_estimate`)."""
+    estimate = plugin_estimate(measurement_posterior, inputs.us_ally, projection)
+    return inputs.rows[KEY].reset_index(drop=True).assign(
+        depth=estimate.depth, pref=estimate.pref, potential=estimate.potential)
 
 
-def _from_run(potential_run: Path, tables_dir: Path) -> pd.DataFrame | None:
+def _from_run(potential_run: Path, tables_dir: Path, alliance_universe: str) -> pd.DataFrame | None:
     """Plug-in potential from a saved run's measurement posterior, or None if it has none."""
     from allypot.inference.fit import load_inputs
     from allypot.inference.runs import load_run
@@ -151,36 +147,37 @@ def _from_run(potential_run: Path, tables_dir: Path) -> pd.DataFrame | None:
                   and {"depth", "pref_row"} <= set(idata[g].data_vars)), None)
     if group is None:
         return None
+    if config["model"]["alliance_universe"] != alliance_universe:
+        raise ValueError(f"{potential_run}: its alliance universe is {config['model']['alliance_universe']!r}, "
+                         f"the replication's {alliance_universe!r}; pass the same universe")
     inputs = load_inputs(config, tables_dir)
     post = idata[group]
     if post.sizes["row"] != len(inputs.rows):
         raise ValueError(f"{potential_run}: posterior has {post.sizes['row']} rows but its config's inputs "
                          f"have {len(inputs.rows)}; the tables changed since the run")
     print(f"plug-in potential from the measurement posterior of {potential_run} ({group} group)")
-    has_votes = inputs.n_votes[inputs.country_idx, inputs.year_idx] > 0
-    return _point_potential(inputs.rows, post["depth"].mean(("chain", "draw")).to_numpy(),
-                            post["pref_row"].mean(("chain", "draw")).to_numpy(), inputs.us_ally, has_votes,
-                            config["model"]["projection"])
+    return plugin_frame(inputs, post, config["model"]["projection"])
 
 
-def plugin_potential(tables_dir: Path, seed: int, potential_run: Path | None = None, progress: bool = True) -> pd.DataFrame:
+def plugin_potential(tables_dir: Path, seed: int, potential_run: Path | None = None, progress: bool = True,
+                     alliance_universe: str = DEFAULT_UNIVERSE, item_set: str = DEFAULT_ITEM_SET) -> pd.DataFrame:
     """Plug-in potential per rebuilt state-year (ccode, year, depth, pref, potential).
 
     Uses the measurement posterior of ``potential_run`` when that run folder has one;
     otherwise fits the measurement model (Parts A-C) with :data:`LIGHT_SAMPLER` on the
-    baseline specification, whose sample (every non-US state-year with an outcome) is the
-    widest, so every specification of Table 1 finds its rows.
+    baseline specification, whose sample (every state-year of the sample rule with an
+    outcome) is the widest, so every specification of Table 1 finds its rows.
     """
     from allypot.inference.config import model_options, priors_from_config
     from allypot.inference.fit import load_inputs
     from allypot.inference.modes import fit_measurement
 
     if potential_run is not None:
-        frame = _from_run(Path(potential_run), tables_dir)
+        frame = _from_run(Path(potential_run), tables_dir, alliance_universe)
         if frame is not None:
             return frame
         print(f"{potential_run} holds no measurement posterior (depth, pref_row); fitting the measurement model")
-    config = measurement_config(seed)
+    config = measurement_config(seed, alliance_universe, item_set)
     inputs = load_inputs(config, tables_dir)
     s = config["sampler"]
     print(f"fitting the measurement model for the plug-in potential: {len(inputs.rows)} state-years, "
@@ -188,11 +185,7 @@ def plugin_potential(tables_dir: Path, seed: int, potential_run: Path | None = N
     result = fit_measurement(inputs, model_options(config), priors_from_config(config), config, progress)
     print(f"measurement fit: {result.timings['measurement_sampling_s']:.0f} s, "
           f"{result.info['measurement_divergences']} divergences")
-    post = result.idata["posterior"]
-    has_votes = inputs.n_votes[inputs.country_idx, inputs.year_idx] > 0
-    return _point_potential(inputs.rows, post["depth"].mean(("chain", "draw")).to_numpy(),
-                            post["pref_row"].mean(("chain", "draw")).to_numpy(), inputs.us_ally, has_votes,
-                            config["model"]["projection"])
+    return plugin_frame(inputs, result.idata["posterior"], config["model"]["projection"])
 
 
 def compare_measures(published: pd.DataFrame, potential: pd.DataFrame, panel: pd.DataFrame) -> pd.DataFrame:
@@ -240,6 +233,8 @@ def run_replication(
     potential: pd.DataFrame | None = None,
     chains: int = 4,
     progress: bool = True,
+    alliance_universe: str = DEFAULT_UNIVERSE,
+    item_set: str = DEFAULT_ITEM_SET,
 ) -> pd.DataFrame:
     """Table 1, published vs rebuilt panel, OLS and (if ``bayes``) Bambi; print and save it.
 
@@ -255,6 +250,9 @@ def run_replication(
         A run folder whose measurement posterior supplies the plug-in potential.
     potential : DataFrame, optional
         A ready plug-in potential (ccode, year, potential), e.g. in tests; skips the fit.
+    alliance_universe, item_set : str
+        The measurement choices (:mod:`allypot.models.inputs`); the universe also recodes the
+        rebuilt panel's ``us_ally`` control.
 
     Returns
     -------
@@ -269,9 +267,10 @@ def run_replication(
     out_dir.mkdir(parents=True, exist_ok=True)
     # no COW-code check: the published panel keeps the paper's own codes (0, 665, 817 ...)
     published = read_table(tables_dir / "published_panel.csv", PUBLISHED_SCHEMA)
-    rebuilt_panel = load_table("panel", tables_dir)
+    us_alliances = us_alliances_in_universe(load_table("us_alliance_membership", tables_dir), alliance_universe)
+    rebuilt_panel = with_universe_allies(load_table("panel", tables_dir), us_alliances)
     if potential is None:
-        potential = plugin_potential(tables_dir, seed, potential_run, progress)
+        potential = plugin_potential(tables_dir, seed, potential_run, progress, alliance_universe, item_set)
     potential.to_csv(out_dir / "plugin_potential.csv", index=False)
     rebuilt = rebuilt_for_replication(rebuilt_panel, potential)
     print("fitting Table 1 (" + ("OLS and Bambi" if bayes else "OLS") + ") on the published and rebuilt panels")

@@ -3,8 +3,23 @@
 One :class:`ModelInputs` feeds every part: the alliance-item matrix (Part A), the padded
 matrix of each state-year's alliances with the US (Part A, dyad depth), the country x year
 agreement counts or ideal points (Part B), and the regression rows with outcome and
-standardised controls (Part D). The regression sample is the complete cases of the chosen
-specification; every excluded row is counted with its reason in ``exclusions``.
+standardised controls (Part D). The regression rows come from the one sample rule of
+:func:`~allypot.models.sample.select_sample`; every excluded row is counted with its reason
+in ``exclusions``.
+
+Two measurement choices are made here (MODEL.md Part A):
+
+- the **alliance universe**, which alliances shared with the US count: ``defence_offence``
+  (default) keeps those whose phase in force that year carries a defence or offence
+  obligation, the military alliances Benson & Clinton scored; ``all`` keeps every ATOP
+  alliance (OSCE/Helsinki 3740 then makes Russia and Belarus US allies, the Treaty of Amity
+  and Cooperation 3755 China and North Korea) for sensitivity analysis. It decides the ally
+  matrix (depth), ``us_ally`` (the control and the projection's weights) and so potential;
+- the **item set** of the IRT: ``with_institutions`` (default) adds Leeds & Anac's military
+  institutionalisation (``milinst``, 0..2: NATO 2, OAS Charter 3150 1, Rio Treaty 3075 0) to
+  the nine Benson & Clinton items, the only item that separates NATO from the OAS Charter;
+  ``benson_clinton`` keeps the nine. ``milinst`` is a rule-based recode of ATOP provisions
+  that weights basing and integrated command, so it partly repeats them.
 """
 
 from __future__ import annotations
@@ -15,24 +30,45 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from allypot.models.dyad_depth import ally_matrix_from_membership
+from allypot.models.sample import US_CCODE, get_specification, select_sample
 
-ITEMS = ("milcontact", "commondef", "intcom", "milaid", "base", "contrib", "organ1", "ecaid", "secrecy")
-
-# Control sets of the published specifications as MODEL.md Part D defines them, in the
-# panel's column names. (The replication code itself used agreement share, a democracy dummy
-# and annual casualties: inference/replicate.py reproduces that exactly; the joint model
-# follows the design.) "fixed_effects" is "political" with country effects required; the
-# joint model has country and year effects by default in every specification.
-POLITICAL = ["ideal_distance", "polity2", "casualties_cum", "us_ally", "cinc"]
-SPECIFICATIONS: dict[str, dict] = {
-    "baseline": {"controls": [], "requires_country_effects": False},
-    "political": {"controls": POLITICAL, "requires_country_effects": False},
-    "all": {"controls": POLITICAL + ["log_gdp", "log_gdp_per_capita", "log_dist_kabul"], "requires_country_effects": False},
-    "fixed_effects": {"controls": POLITICAL, "requires_country_effects": True},
+BENSON_CLINTON_ITEMS = ("milcontact", "commondef", "intcom", "milaid", "base", "contrib", "organ1", "ecaid", "secrecy")
+ITEM_SETS = {
+    "with_institutions": BENSON_CLINTON_ITEMS + ("milinst",),
+    "benson_clinton": BENSON_CLINTON_ITEMS,
 }
-# derived controls: name -> (source column, transform)
-LOG_CONTROLS = {"log_gdp": "gdp", "log_gdp_per_capita": "gdp_per_capita", "log_dist_kabul": "dist_kabul_km"}
+DEFAULT_ITEM_SET = "with_institutions"
+ALLIANCE_UNIVERSES = ("defence_offence", "all")
+DEFAULT_UNIVERSE = "defence_offence"
+OBLIGATIONS = ("defense", "offense")  # ATOP flags of the phase in force, in us_alliance_membership
 OUTCOMES = ("share", "troops_per_gdp", "troops_per_capita")
+
+
+def us_alliances_in_universe(membership: pd.DataFrame, universe: str = DEFAULT_UNIVERSE) -> pd.DataFrame:
+    """The (ccode, year, atopid) rows of ``us_alliance_membership`` that count in ``universe``."""
+    if universe not in ALLIANCE_UNIVERSES:
+        raise ValueError(f"alliance universe {universe!r} not in {ALLIANCE_UNIVERSES}")
+    if universe == "all":
+        return membership
+    lacking = [c for c in OBLIGATIONS if c not in membership.columns]
+    if lacking:
+        raise ValueError(f"us_alliance_membership.csv lacks column(s) {lacking} needed by alliance universe "
+                         f"{universe!r}; rebuild the tables (allypot data build)")
+    return membership[(membership["defense"] == 1) | (membership["offense"] == 1)]
+
+
+def with_universe_allies(panel: pd.DataFrame, us_alliances: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``panel`` whose ``us_ally`` and ``n_us_alliances`` count only ``us_alliances``.
+
+    The panel's own columns count every ATOP alliance; the universe is a model choice, so
+    the control follows it.
+    """
+    counts = us_alliances.groupby(["ccode", "year"])["atopid"].nunique()
+    key = pd.MultiIndex.from_arrays([panel["ccode"].astype("int64"), panel["year"].astype("int64")])
+    out = panel.copy()
+    out["n_us_alliances"] = counts.reindex(key, fill_value=0).to_numpy().astype("int64")
+    out["us_ally"] = out["n_us_alliances"] > 0
+    return out
 
 
 @dataclass
@@ -95,38 +131,34 @@ def inputs_from_tables(
     outcome: str = "share",
     panel_file: str = "panel.csv",
     years: tuple[int, int] | None = None,
+    alliance_universe: str = DEFAULT_UNIVERSE,
+    item_set: str = DEFAULT_ITEM_SET,
 ) -> ModelInputs:
-    """Assemble the model inputs for one specification from the derived tables."""
+    """Assemble the model inputs for one specification from the derived tables.
+
+    ``alliance_universe`` (:data:`ALLIANCE_UNIVERSES`) and ``item_set`` (:data:`ITEM_SETS`)
+    are the measurement choices of the module docstring.
+    """
     from allypot.data.loaders import load_table
 
-    if specification not in SPECIFICATIONS:
-        raise ValueError(f"specification {specification!r} not in {sorted(SPECIFICATIONS)}")
+    controls = list(get_specification(specification).design_controls)
     if outcome not in OUTCOMES:
         raise ValueError(f"outcome {outcome!r} not in {OUTCOMES}")
+    if item_set not in ITEM_SETS:
+        raise ValueError(f"item set {item_set!r} not in {sorted(ITEM_SETS)}")
+    item_names = list(ITEM_SETS[item_set])
     panel = load_table("panel", tables_dir, filename=panel_file)
     items = load_table("alliance_items", tables_dir)
-    membership = load_table("us_alliance_membership", tables_dir)
+    lacking = [c for c in item_names if c not in items.columns]
+    if lacking:
+        raise ValueError(f"alliance_items.csv lacks item column(s) {lacking} needed by item set {item_set!r}; "
+                         "rebuild the tables (allypot data build)")
+    membership = us_alliances_in_universe(load_table("us_alliance_membership", tables_dir), alliance_universe)
     agreement = load_table("un_agreement", tables_dir)
     ideal = load_table("ideal_points", tables_dir)
 
-    exclusions: list[tuple[str, int]] = []
-    sample = panel
-    if years is not None:
-        outside = ~sample["year"].between(*years)
-        exclusions.append((f"outside years {years[0]}-{years[1]}", int(outside.sum())))
-        sample = sample[~outside]
-    is_us = sample["us"].astype(bool)
-    exclusions.append(("the United States (coalition leader, not a contributor)", int(is_us.sum())))
-    sample = sample[~is_us].copy()
-    for name, source in LOG_CONTROLS.items():
-        with np.errstate(divide="ignore"):
-            sample[name] = np.log(sample[source].astype("float64").where(sample[source] > 0))
-    controls = SPECIFICATIONS[specification]["controls"]
-    for column in [outcome, *controls]:
-        missing = sample[column].isna()
-        exclusions.append((f"{column} missing", int(missing.sum())))
-        sample = sample[~missing]
-    sample = sample.sort_values(["ccode", "year"]).reset_index(drop=True)
+    chosen = select_sample(with_universe_allies(panel, membership), [outcome, *controls], years)
+    sample = chosen.rows
     if sample.empty:
         raise ValueError(f"no complete state-years for specification {specification!r}")
 
@@ -160,7 +192,7 @@ def inputs_from_tables(
         if r.year not in year_pos:
             continue
         sd = (r.ideal_q95 - r.ideal_q05) / 3.29  # 5-95% interval of a normal spans 3.29 SD
-        if r.ccode == 2:
+        if r.ccode == US_CCODE:
             us_ideal[year_pos[r.year]], us_sd[year_pos[r.year]] = r.ideal_point, sd
         elif r.ccode in country_pos:
             ideal_mat[country_pos[r.ccode], year_pos[r.year]] = r.ideal_point
@@ -175,8 +207,8 @@ def inputs_from_tables(
         country_idx=sample["ccode"].map(country_pos).to_numpy(),
         year_idx=sample["year"].map(year_pos).to_numpy(),
         alliances=items["atopid"].astype(int).to_numpy(),
-        item_names=list(ITEMS),
-        items=items[list(ITEMS)].astype("float64").to_numpy(),
+        item_names=item_names,
+        items=items[item_names].astype("float64").to_numpy(),
         ally_matrix=ally_matrix_from_membership(row_keys, member_sets, alliance_pos),
         n_votes=n_votes,
         n_agree=n_agree,
@@ -190,5 +222,5 @@ def inputs_from_tables(
         control_scale=scale,
         outcome=sample[outcome].astype("float64").to_numpy(),
         outcome_name=outcome,
-        exclusions=[e for e in exclusions if e[1] > 0],
+        exclusions=chosen.exclusions,
     )

@@ -15,6 +15,8 @@ and ``allied`` (w = us_ally: the depth-preference line of states that do have an
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
@@ -53,3 +55,26 @@ def potential_from_point_estimates(depth: np.ndarray, pref: np.ndarray, us_ally:
     """The two-step ("plug-in") potential from point estimates of depth and preference."""
     alpha, beta = least_squares_line(depth, pref, projection_weights(projection, us_ally))
     return alpha + beta * pref - depth
+
+
+@dataclass(frozen=True)
+class PluginEstimate:
+    """The published two-step's point estimates per regression row."""
+
+    depth: np.ndarray
+    pref: np.ndarray
+    potential: np.ndarray
+
+
+def plugin_estimate(measurement_posterior, us_ally: np.ndarray, projection: str = "linear") -> PluginEstimate:
+    """The one plug-in estimator, shared by ``compare`` (plug-in mode) and ``replicate``.
+
+    Posterior means of ``depth`` and ``pref_row`` from a measurement posterior (dims chain,
+    draw, row), then the least-squares projection on those means over **every** row of the
+    sample, as the joint and cut modes project: rows whose state cast no UN vote that year
+    keep the random walk's interpolated preference, so the three modes define potential on
+    the same rows in the same way.
+    """
+    depth = measurement_posterior["depth"].mean(("chain", "draw")).to_numpy()
+    pref = measurement_posterior["pref_row"].mean(("chain", "draw")).to_numpy()
+    return PluginEstimate(depth, pref, potential_from_point_estimates(depth, pref, us_ally, projection))

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from allypot.models.inputs import ITEMS, ModelInputs, standardise
+from allypot.models.inputs import DEFAULT_ITEM_SET, ITEM_SETS, ModelInputs, standardise
 from allypot.models.irt import simulate_items
 from allypot.models.potential import potential_from_point_estimates
 from allypot.models.preference import simulate_agreement
 from scipy.stats import norm
 
-# category counts of the nine ATOP depth items (MODEL.md Part A)
+# category counts of the ten depth items of the default item set (MODEL.md Part A)
 ITEM_CATEGORIES = {"milcontact": 2, "commondef": 2, "intcom": 2, "milaid": 5, "base": 4,
-                   "contrib": 2, "organ1": 4, "ecaid": 2, "secrecy": 3}
+                   "contrib": 2, "organ1": 4, "ecaid": 2, "secrecy": 3, "milinst": 3}
+ITEMS = ITEM_SETS[DEFAULT_ITEM_SET]
 
 
 def simulate_inputs(

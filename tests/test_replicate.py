@@ -8,7 +8,6 @@ import pytest
 from allypot.data.build.published import PUBLISHED_SCHEMA
 from allypot.data.schema import read_table
 from allypot.inference.replicate import (
-    EXCLUDED_CCODES,
     PAPER_TABLE1,
     compare_to_paper,
     estimation_sample,
@@ -17,6 +16,8 @@ from allypot.inference.replicate import (
     format_table1,
     replicate_table1,
 )
+
+from allypot.models.sample import NON_CONTRIBUTORS
 
 from allypot.paths import TABLES_DIR
 
@@ -96,7 +97,7 @@ def test_missing_columns_error_lists_them(simulated):
 
 def test_published_baseline_complete_cases(published):
     res = fit_ols(published, "baseline")
-    kept = published[~published["ccode"].isin(list(EXCLUDED_CCODES))]
+    kept = published[~published["ccode"].isin(list(NON_CONTRIBUTORS))]
     complete = kept["share"].notna() & kept["potential"].notna()
     assert res["n"].iloc[0] == complete.sum() == 2210
     assert len(estimation_sample(published, "baseline")) == complete.sum()
