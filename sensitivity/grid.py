@@ -40,6 +40,7 @@ import time
 import tomllib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -103,8 +104,13 @@ class Cell:
 
     @property
     def label(self) -> str:
-        return ", ".join(f"{path.split('.')[-1] if not path.startswith('priors.') else path[7:]}={value}"
-                         for path, value in self.values.items())
+        return cell_label(self.values)
+
+
+def cell_label(values: dict) -> str:
+    """``specification=political, mode=cut``: the last part of each key path (priors keep theirs)."""
+    return ", ".join(f"{path.removeprefix('priors.') if path.startswith('priors.') else path.split('.')[-1]}={value}"
+                     for path, value in values.items())
 
 
 @dataclass
@@ -244,7 +250,7 @@ def plan_grid(grid: Grid, tables_dir: Path) -> GridPlan:
         for path, value in values.items():
             _set_path(user, path, value)
         user.setdefault("run", {})["name"] = CELL_RUN_NAME
-        label = Cell(values, {}, "").label
+        label = cell_label(values)
         try:
             config = resolve_config(user, source=f"cell ({label})")
         except ConfigError as err:
@@ -329,7 +335,8 @@ def _failed_row(error: BaseException) -> dict:
     return {"status": "failed", "error": f"{type(error).__name__}: {error}".replace("\n", " ")}
 
 
-def run_grid(plan: GridPlan, client, tables_dir: Path, runs_dir: Path, fit=fit_config, report=print) -> pd.DataFrame:
+def run_grid(plan: GridPlan, client, tables_dir: Path, runs_dir: Path, fit=fit_config,
+             report=partial(print, flush=True)) -> pd.DataFrame:
     """Fit (or read back) every cell of ``plan`` on ``client``; one row per cell, failures included.
 
     Progress goes to ``report`` after each cell: done, in flight, failed, cached, and an
@@ -352,8 +359,7 @@ def run_grid(plan: GridPlan, client, tables_dir: Path, runs_dir: Path, fit=fit_c
             row = _failed_row(future.exception())
         else:
             row = future.result()
-            if row["status"] == "fitted":
-                fit_seconds.append(row["fit_s"])
+            fit_seconds.append(row["fit_s"])  # a cached cell's own fit time informs the estimate too
         counts[row["status"]] += 1
         rows[cell.run_id] = row
         future.release()
@@ -418,7 +424,7 @@ def grid_report(plan: GridPlan, table: pd.DataFrame) -> str:
     if grid.description:
         lines += [grid.description, ""]
     lines += [
-        f"{len(table)} cells over {len(axes)} axes ({', '.join(f'`{a}`' for a in axes)}); "
+        f"{len(table)} cells over {len(axes)} {'axis' if len(axes) == 1 else 'axes'} ({', '.join(f'`{a}`' for a in axes)}); "
         f"{len(plan.excluded)} combinations excluded; {len(failed)} failed; {len(usable)} converged "
         "(R-hat <= 1.01, no divergences). Effect on the expected share per unit of alliance potential, "
         "median and 90% equal-tailed interval.",

@@ -85,8 +85,12 @@ def test_shipped_grids_are_valid():
 
 
 @pytest.mark.slow
-def test_tiny_grid_fits_every_cell_then_reuses_them(tmp_path):
+def test_tiny_grid_fits_every_cell_then_reuses_them_and_survives_a_failing_cell(tmp_path):
     plan = plan_grid(load_grid(GRIDS / "tiny.toml"), TABLES_DIR)
+    # the tiny grid again with a second axis: a first year after the last passes config
+    # validation but leaves no state-years to fit; its first-year-2013 cells are the tiny cells
+    widened = plan_grid(load_grid(_write(tmp_path, (GRIDS / "tiny.toml").read_text() + '"data.first_year" = [2013, 2030]\n')),
+                        TABLES_DIR)
     runs, lines = tmp_path / "runs", []
     with dask_client(n_workers=1, processes=False) as client:
         first = run_grid(plan, client, TABLES_DIR, runs, report=lines.append)
@@ -94,6 +98,7 @@ def test_tiny_grid_fits_every_cell_then_reuses_them(tmp_path):
         started = time.perf_counter()
         second = run_grid(plan, client, TABLES_DIR, runs, report=lines.append)
         reuse_s = time.perf_counter() - started
+        mixed = run_grid(widened, client, TABLES_DIR, runs, report=lines.append)
 
     assert list(first["status"]) == ["fitted", "fitted"]
     assert first[["median", "q05", "q95", "p_positive", "rhat", "ess_bulk", "divergences", "fit_s"]].notna().all().all()
@@ -104,29 +109,21 @@ def test_tiny_grid_fits_every_cell_then_reuses_them(tmp_path):
         assert meta["id"] == row["run_id"] and config["model"]["specification"] == row["model.specification"]
     # the second pass reads every cell back: same folders, same numbers, no new fit
     assert list(second["status"]) == ["cached", "cached"]
-    assert sorted(runs.iterdir()) == folders
     pd.testing.assert_frame_equal(first.drop(columns="status"), second.drop(columns="status"))
     assert reuse_s < first["fit_s"].min()
     assert any("fitted 2, cached 0, failed 0" in line for line in lines)
     assert any("fitted 0, cached 2, failed 0" in line for line in lines)
+    # the failing cells are recorded with their error; the others are read back
+    assert list(mixed["status"]) == ["cached", "failed", "cached", "failed"]
+    failed = mixed[mixed["status"] == "failed"]
+    assert failed["error"].str.startswith("ValueError: no complete state-years").all()
+    assert failed["median"].isna().all() and failed["run"].isna().all()
+    assert set(mixed.loc[mixed["status"] == "cached", "run"]) == set(first["run"])
+    assert sorted(runs.iterdir()) == folders
 
-    folder = write_grid_outputs(plan, second, tmp_path / "out", TABLES_DIR, reuse_s, "LocalCluster")
+    folder = write_grid_outputs(widened, mixed, tmp_path / "out", TABLES_DIR, reuse_s, "LocalCluster")
     assert {p.name for p in folder.iterdir()} == {"effects.csv", "effects.md", "forest.png", "grid.toml", "meta.json"}
     report = (folder / "effects.md").read_text()
-    assert all(run_id in report for run_id in second["run_id"])
-    assert len(pd.read_csv(folder / "effects.csv")) == 2
-
-
-@pytest.mark.slow
-def test_a_cell_that_fails_while_fitting_is_recorded_and_the_rest_finish(tmp_path):
-    # a first year after the last passes config validation but leaves no state-years to fit
-    grid = _write(tmp_path, (GRIDS / "tiny.toml").read_text().replace(
-        '"model.specification" = ["baseline", "political"]', '"data.first_year" = [2013, 2030]'))
-    plan = plan_grid(load_grid(grid), TABLES_DIR)
-    with dask_client(n_workers=1, processes=False) as client:
-        table = run_grid(plan, client, TABLES_DIR, tmp_path / "runs", report=lambda line: None)
-    ok, failed = table.iloc[0], table.iloc[1]
-    assert ok["status"] == "fitted" and pd.notna(ok["median"])
-    assert failed["status"] == "failed" and failed["error"].startswith("ValueError: no complete state-years")
-    assert pd.isna(failed["median"]) and pd.isna(failed["run"])
-    assert len(list((tmp_path / "runs").iterdir())) == 1
+    assert "2 failed" in report and "ValueError: no complete state-years" in report
+    assert all(run in report for run in first["run"])
+    assert len(pd.read_csv(folder / "effects.csv")) == 4
