@@ -3,11 +3,12 @@
 import time
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 from allypot.inference.runs import load_run
 from allypot.paths import REPO_ROOT, TABLES_DIR
-from allypot.sensitivity.grid import GridError, dask_client, load_grid, plan_grid, run_grid, write_grid_outputs
+from allypot.sensitivity.grid import GridError, dask_client, load_grid, plan_grid, plot_forest, run_grid, write_grid_outputs
 
 from allypot.cli import main
 
@@ -127,3 +128,19 @@ def test_tiny_grid_fits_every_cell_then_reuses_them_and_survives_a_failing_cell(
     assert "2 failed" in report and "ValueError: no complete state-years" in report
     assert all(run in report for run in first["run"])
     assert len(pd.read_csv(folder / "effects.csv")) == 4
+
+
+def test_forest_plot_marks_unconverged_and_failed_cells():
+    table = pd.DataFrame({
+        "model.mode": ["plugin", "cut", "joint"],
+        "median": [0.001, -0.002, None], "q05": [-0.001, -0.004, None], "q95": [0.003, 0.0, None],
+        "converged": [True, False, None], "status": ["fitted", "cached", "failed"],
+    })
+    fig = plot_forest(table, ["model.mode"])
+    (ax,) = fig.axes
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["plugin", "cut", "joint"]
+    assert [t.get_text() for t in ax.texts] == ["failed"]
+    assert ax.texts[0].get_position()[1] == ax.get_yticks()[2]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["converged", "not converged (R-hat > 1.01 or divergences)"]
+    plt.close(fig)
