@@ -281,29 +281,27 @@ def summarise_run(path: Path) -> dict:
             | {"fit_s": meta["timings_s"]["total_s"], "run_id": meta["id"], "run": str(path)})
 
 
-def find_cached_run(runs_dir: Path, run_id: str) -> tuple[Path, dict] | None:
-    """A complete, loadable run folder with this id, and its summary; None if there is none.
+def cached_summary(runs_dir: Path, run_id: str) -> dict | None:
+    """The summary of a complete, loadable run folder with this id; None if there is none.
 
     A folder with the id that cannot be loaded (damaged, tampered) is not a cache hit: the
     cell is refitted into a new folder and the old one is left for inspection.
     """
     for path in sorted(Path(runs_dir).glob(f"*-{CELL_RUN_NAME}-{run_id}*"), reverse=True):
-        meta_path = path / "meta.json"
-        if not meta_path.is_file() or json.loads(meta_path.read_text()).get("id") != run_id:
-            continue
         try:
-            return path, summarise_run(path)
-        except (RunMismatchError, FileNotFoundError, OSError):
+            if json.loads((path / "meta.json").read_text()).get("id") == run_id:
+                return summarise_run(path)
+        except (RunMismatchError, json.JSONDecodeError, OSError):
             continue
     return None
 
 
-def run_cell(config: dict, run_id: str, tables_dir: str, runs_dir: str, fit=fit_config) -> dict:
+def run_cell(config: dict, run_id: str, tables_dir: str, runs_dir: str) -> dict:
     """One grid cell on a worker: read its cached run folder, or fit it and summarise the result."""
-    cached = find_cached_run(Path(runs_dir), run_id)
+    cached = cached_summary(Path(runs_dir), run_id)
     if cached is not None:
-        return cached[1] | {"status": "cached"}
-    path, _ = fit(config, Path(tables_dir), Path(runs_dir), progress=False)
+        return cached | {"status": "cached"}
+    path, _ = fit_config(config, Path(tables_dir), Path(runs_dir), progress=False)
     summary = summarise_run(path)
     if summary["run_id"] != run_id:
         raise GridError(f"{path}: run id {summary['run_id']} differs from the grid's cache key {run_id}; "
@@ -335,7 +333,7 @@ def _failed_row(error: BaseException) -> dict:
     return {"status": "failed", "error": f"{type(error).__name__}: {error}".replace("\n", " ")}
 
 
-def run_grid(plan: GridPlan, client, tables_dir: Path, runs_dir: Path, fit=fit_config,
+def run_grid(plan: GridPlan, client, tables_dir: Path, runs_dir: Path,
              report=partial(print, flush=True)) -> pd.DataFrame:
     """Fit (or read back) every cell of ``plan`` on ``client``; one row per cell, failures included.
 
@@ -346,7 +344,7 @@ def run_grid(plan: GridPlan, client, tables_dir: Path, runs_dir: Path, fit=fit_c
 
     started = time.perf_counter()
     futures = {
-        client.submit(run_cell, cell.config, cell.run_id, str(tables_dir), str(runs_dir), fit,
+        client.submit(run_cell, cell.config, cell.run_id, str(tables_dir), str(runs_dir),
                       key=f"grid-cell-{cell.run_id}", pure=False, retries=0): cell
         for cell in plan.cells
     }

@@ -3,12 +3,23 @@
 import time
 from pathlib import Path
 
+import arviz as az
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import pytest
-from allypot.inference.runs import load_run
+from allypot.inference.runs import compute_run_id, load_run, package_versions, write_run
 from allypot.paths import REPO_ROOT, TABLES_DIR
-from allypot.sensitivity.grid import GridError, dask_client, load_grid, plan_grid, plot_forest, run_grid, write_grid_outputs
+from allypot.sensitivity.grid import (
+    GridError,
+    cached_summary,
+    dask_client,
+    load_grid,
+    plan_grid,
+    plot_forest,
+    run_grid,
+    write_grid_outputs,
+)
 
 from allypot.cli import main
 
@@ -83,6 +94,23 @@ def test_shipped_grids_are_valid():
     for path in sorted(GRIDS.glob("*.toml")):
         plan = plan_grid(load_grid(path), TABLES_DIR)
         assert plan.cells, path
+
+
+def test_a_run_folder_with_the_cells_id_is_reused_unless_damaged(tmp_path):
+    (cell,) = plan_grid(load_grid(GRIDS / "tiny.toml"), TABLES_DIR).cells[:1]
+    draws = np.random.default_rng(0).normal(0.002, 0.001, size=(2, 200))
+    idata = az.from_dict({"posterior": {"potential_effect": draws},
+                          "sample_stats": {"diverging": np.zeros((2, 200), bool)}})
+    run_id = compute_run_id(cell.config, "d")
+    meta = {"id": run_id, "data_hash": "d", "versions": package_versions(), "sampler": {"divergences": 0},
+            "timings_s": {"total_s": 12.0}}
+    path = write_run(idata, cell.config, meta, pd.DataFrame(), tmp_path)
+    summary = cached_summary(tmp_path, run_id)
+    assert summary["run"] == str(path) and summary["fit_s"] == 12.0
+    assert summary["median"] == pytest.approx(np.median(draws)) and summary["p_positive"] == np.mean(draws > 0)
+    assert cached_summary(tmp_path, "0" * 12) is None
+    (path / "config.toml").write_text((path / "config.toml").read_text().replace("seed = 1", "seed = 2"))
+    assert cached_summary(tmp_path, run_id) is None  # tampered: refit, not reused
 
 
 @pytest.mark.slow
