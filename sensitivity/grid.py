@@ -23,7 +23,8 @@ Every cell's config is resolved and validated before any fit starts (all invalid
 reported at once). One cell is one :func:`allypot.inference.fit.fit_config` call, a pure
 function of (config, tables) that writes a run folder; the folder's run id (config + data
 hash) is the cache key, so cells whose folder exists are read back, not refitted, and an
-interrupted grid resumes where it stopped. Cells run on a Dask cluster: a ``LocalCluster`` by
+interrupted grid resumes where it stopped. Every cell's run is named ``grid`` (the name is part
+of the id), so grids that share a cell share its fit. Cells run on a Dask cluster: a ``LocalCluster`` by
 default, or any scheduler by address (the tables and runs folders must then be visible to
 the workers at the same paths). A cell that fails is recorded with its error; the others go on.
 """
