@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import datetime, timezone
+import time
 from pathlib import Path
 
 from allypot.paths import DEFAULT_CONFIG, DEFAULT_RAW_DIR, REPORT_DIR, RUNS_DIR, TABLES_DIR
@@ -146,6 +147,24 @@ def _figures(args) -> int:
     return 0
 
 
+def _grid(args) -> int:
+    from allypot.sensitivity.grid import dask_client, load_grid, plan_grid, run_grid, write_grid_outputs
+
+    plan = plan_grid(load_grid(args.grid), Path(args.tables))
+    print(f"{args.grid}: {len(plan.cells)} cells to run, {len(plan.excluded)} combinations excluded")
+    if args.dry_run:
+        for cell in plan.cells:
+            print(f"  {cell.run_id}  {cell.label}")
+        return 0
+    started = time.perf_counter()
+    with dask_client(args.scheduler, args.workers, args.threads) as client:
+        table = run_grid(plan, client, Path(args.tables), Path(args.runs))
+    folder = write_grid_outputs(plan, table, Path(args.out), Path(args.tables), time.perf_counter() - started,
+                                args.scheduler or "LocalCluster")
+    print(f"effect table, forest plot and report written to {folder}")
+    return 1 if (table["status"] == "failed").any() else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from allypot.data.build.raw_inputs import PROJECT_MANIFEST
 
@@ -211,6 +230,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--items", default="with_institutions", choices=["with_institutions", "benson_clinton"],
                    help="IRT item set (model.items; default: %(default)s)")
     p.set_defaults(func=_replicate)
+
+    p = sub.add_parser("grid", help="fit every combination of a grid file's axes on Dask; effect table and forest plot",
+                       description="Validate every cell of GRID, fit the cells not already in --runs (cached by run id) "
+                       "on a Dask cluster, and write effects.csv, effects.md and forest.png to --out/<grid name>/.")
+    p.add_argument("grid", help="grid file, e.g. sensitivity/grids/default.toml")
+    p.add_argument("--tables", default=str(TABLES_DIR))
+    p.add_argument("--runs", default=str(RUNS_DIR), help="run folders of the cells, reused when present (default: %(default)s)")
+    p.add_argument("--out", default=str(RUNS_DIR / "grids"), help="where the grid's table and plot go (default: %(default)s)")
+    p.add_argument("--scheduler", help="address of an existing Dask scheduler (tcp://host:port); default: a local cluster")
+    p.add_argument("--workers", type=int, help="local cluster: worker processes (default: one per two cores)")
+    p.add_argument("--threads", type=int, default=1, help="local cluster: threads per worker (default: %(default)s)")
+    p.add_argument("--dry-run", action="store_true", help="validate and list the cells, fit nothing")
+    p.set_defaults(func=_grid)
 
     priors = sub.add_parser("priors", help="prior predictive checks").add_subparsers(dest="action", required=True)
     help_text = "draw from the prior predictive and plot shares, depths and agreement"

@@ -24,6 +24,7 @@ from allypot.inference.runs import (
     compute_run_id,
     data_hash,
     package_versions,
+    run_data_files,
     write_run,
 )
 from allypot.models.inputs import ModelInputs, inputs_from_tables
@@ -66,7 +67,7 @@ def _save(config: dict, result: ModeResult, inputs: ModelInputs, tables_dir: Pat
     summary = headline_summary(result.idata)
     health = sampler_health(result.idata)
     warnings = run_warnings(result, summary, health)
-    digest, per_file = data_hash(tables_dir, files=(config["data"]["panel"],) + _model_tables())
+    digest, per_file = data_hash(tables_dir, files=run_data_files(config))
     meta = {
         "id": compute_run_id(config, digest),
         "mode": config["model"]["mode"],
@@ -102,10 +103,6 @@ def stored_posterior(idata: xr.DataTree) -> xr.DataTree:
                  or (v.endswith("_offset") and v.removesuffix("_offset") in post.data_vars)]
     stored["posterior"] = xr.DataTree(post.drop_vars(redundant))
     return stored
-
-
-def _model_tables() -> tuple[str, ...]:
-    return ("alliance_items.csv", "us_alliance_membership.csv", "un_agreement.csv", "ideal_points.csv")
 
 
 def fit_config(config: dict, tables_dir: Path, runs_dir: Path, progress: bool = True) -> FitOutcome:

@@ -52,6 +52,11 @@ class RunMismatchError(ValueError):
     """A run folder's contents do not belong to its metadata (edited, replaced or truncated)."""
 
 
+def run_data_files(config: dict) -> tuple[str, ...]:
+    """The tables a fit of ``config`` reads and hashes: its panel plus the measurement tables."""
+    return (config["data"]["panel"],) + tuple(name for name in RUN_TABLES if name != "panel.csv")
+
+
 def data_hash(tables_dir: Path, files=RUN_TABLES) -> tuple[str, dict[str, str]]:
     """sha256 over the bytes of the tables a fit reads, plus each file's own hash."""
     per_file = {}

@@ -1,0 +1,1 @@
+"""Sensitivity analyses: how the alliance-potential effect moves with the analyst's choices."""

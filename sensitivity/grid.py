@@ -1,0 +1,467 @@
+"""Specification grid: every combination of the analyst's choices, fitted on Dask, in one table.
+
+A grid file (TOML) names a base run config and the axes to vary::
+
+    [grid]
+    name = "default"
+    description = "what the grid is for"
+    config = "../../inference/configs/joint_default.toml"   # optional, relative to this file
+
+    [base]                      # optional run-config sections merged over `config`
+    sampler = { chains = 2, draws = 500, tune = 500 }
+
+    [axes]                      # a run-config key path -> the values it takes
+    "model.specification" = ["baseline", "political"]
+    "priors.hurdle.beta_log.kwargs.sigma" = [1.0, 2.5]
+
+    [[exclude]]                 # combinations that make no sense, each with its reason
+    reason = "ideal-point preference duplicates the UN-voting control"
+    "model.preference" = "idealpoint"
+    "model.specification" = ["political", "all"]
+
+Every cell's config is resolved and validated before any fit starts (all invalid cells are
+reported at once). One cell is one :func:`allypot.inference.fit.fit_config` call, a pure
+function of (config, tables) that writes a run folder; the folder's run id (config + data
+hash) is the cache key, so cells whose folder exists are read back, not refitted, and an
+interrupted grid resumes where it stopped. Every cell's run is named ``grid`` (the name is part
+of the id), so grids that share a cell share its fit. Cells run on a Dask cluster: a ``LocalCluster`` by
+default, or any scheduler by address (the tables and runs folders must then be visible to
+the workers at the same paths). A cell that fails is recorded with its error; the others go on.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import itertools
+import json
+import os
+import shutil
+import time
+import tomllib
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import partial
+from datetime import datetime, timezone
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from allypot.inference.config import DEFAULTS, ConfigError, resolve_config
+from allypot.inference.fit import effect_row, fit_config
+from allypot.inference.modes import ModeResult
+from allypot.inference.runs import RunMismatchError, compute_run_id, data_hash, load_run, package_versions, run_data_files
+from allypot.markdown import markdown_table
+
+GRID_SECTIONS = ("grid", "base", "axes", "exclude")
+GRID_KEYS = ("name", "description", "config")
+# every cell's run folder carries this name, so grids that share a cell share its fit
+CELL_RUN_NAME = "grid"
+# axes that need alternative table sets, which the build cannot make from a run config yet
+UNSUPPORTED_AXES = {
+    "data.build_rules": "build rules (placemat figure rule, IISS edition year, source combination) are read "
+    "from data/build_config.toml by the build itself; build an alternative table set with `allypot data build "
+    "--out DIR` after editing the rules, and run the grid once per set with --tables DIR",
+    "data.tables_dir": "the table set is chosen per grid with --tables, not per cell",
+}
+# the columns of the effect table, after the axis columns
+EFFECT_COLUMNS = ["median", "q05", "q95", "p_positive", "rhat", "ess_bulk", "divergences", "converged",
+                  "status", "error", "fit_s", "run_id", "run"]
+
+
+class GridError(ValueError):
+    """A grid file or one of its cells is invalid; the message lists every problem."""
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    """Cells whose axis values all match ``match`` (a value or any of a list) are left out."""
+
+    reason: str
+    match: dict[str, tuple]
+
+    def excludes(self, values: dict) -> bool:
+        return all(values[path] in allowed for path, allowed in self.match.items())
+
+
+@dataclass(frozen=True)
+class Grid:
+    name: str
+    description: str
+    base: dict
+    axes: dict[str, list]
+    exclusions: list[Exclusion]
+    source: Path
+
+
+@dataclass
+class Cell:
+    """One combination of axis values, its resolved config and its cache key."""
+
+    values: dict
+    config: dict
+    run_id: str
+
+    @property
+    def label(self) -> str:
+        return cell_label(self.values)
+
+
+def cell_label(values: dict) -> str:
+    """``specification=political, mode=cut``: the last part of each key path (priors keep theirs)."""
+    return ", ".join(f"{path.removeprefix('priors.') if path.startswith('priors.') else path.split('.')[-1]}={value}"
+                     for path, value in values.items())
+
+
+@dataclass
+class GridPlan:
+    grid: Grid
+    cells: list[Cell]
+    excluded: list[tuple[dict, str]] = field(default_factory=list)
+
+
+def _suggest(key: str, known) -> str:
+    close = difflib.get_close_matches(key, list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _flatten(table: dict, prefix: str = "") -> dict[str, object]:
+    """Dotted key paths of a parsed TOML table; quoted ("model.family") and nested keys agree."""
+    flat = {}
+    for key, value in table.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat |= _flatten(value, f"{path}.")
+        else:
+            flat[path] = value
+    return flat
+
+
+def _check_axis_path(path: str) -> str | None:
+    """Why ``path`` cannot be an axis, or None if it names a run-config key."""
+    for unsupported, why in UNSUPPORTED_AXES.items():
+        if path == unsupported or path.startswith(unsupported + "."):
+            return f"axes.{path}: not supported yet: {why}"
+    section, _, rest = path.partition(".")
+    if section not in DEFAULTS:
+        return f"axes.{path}: unknown config section {section!r}{_suggest(section, DEFAULTS)}"
+    if section == "priors":
+        if len(rest.split(".")) < 3:
+            return f"axes.{path}: a prior axis is priors.<component>.<parameter>.<field>, e.g. priors.hurdle.beta_log.kwargs.sigma"
+        return None
+    if rest not in DEFAULTS[section]:
+        return f"axes.{path}: unknown key{_suggest(rest, DEFAULTS[section])}"
+    return None
+
+
+def load_grid(path: str | Path) -> Grid:
+    """Read and check a grid file's structure (cell configs are checked by :func:`plan_grid`)."""
+    path = Path(path)
+    if not path.is_file():
+        raise GridError(f"{path}: grid file not found")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise GridError(f"{path}: not valid TOML: {err}") from None
+    errors = [f"{key}: unknown section{_suggest(key, GRID_SECTIONS)}" for key in raw if key not in GRID_SECTIONS]
+    head = raw.get("grid", {})
+    errors += [f"grid.{key}: unknown key{_suggest(key, GRID_KEYS)}" for key in head if key not in GRID_KEYS]
+    base: dict = {}
+    if "config" in head:
+        try:
+            with open(path.parent / head["config"], "rb") as fh:
+                base = tomllib.load(fh)
+        except (OSError, tomllib.TOMLDecodeError) as err:
+            errors.append(f"grid.config = {head['config']!r}: cannot read the base config ({err})")
+    for section, values in raw.get("base", {}).items():
+        if isinstance(values, dict) and isinstance(base.get(section), dict):
+            base[section] = _merge(base[section], values)
+        else:
+            base[section] = values
+
+    axes = _flatten(raw.get("axes", {}))
+    if not axes:
+        errors.append("axes: the grid has no axes")
+    for axis, values in axes.items():
+        problem = _check_axis_path(axis)
+        if problem:
+            errors.append(problem)
+        elif not isinstance(values, list) or not values:
+            errors.append(f"axes.{axis} = {values!r}: expected a non-empty list of values")
+        elif len({json.dumps(v) for v in values}) < len(values):
+            errors.append(f"axes.{axis} = {values!r}: a value is listed twice")
+
+    exclusions = []
+    for k, entry in enumerate(raw.get("exclude", []), start=1):
+        entry = _flatten(entry)
+        reason = entry.pop("reason", None)
+        if not isinstance(reason, str) or not reason:
+            errors.append(f"exclude #{k}: give a reason (reason = \"...\")")
+        if not entry:
+            errors.append(f"exclude #{k}: names no axis")
+        match = {}
+        for axis, value in entry.items():
+            allowed = tuple(value) if isinstance(value, list) else (value,)
+            if axis not in axes:
+                errors.append(f"exclude #{k}: {axis!r} is not an axis of this grid{_suggest(axis, axes)}")
+            elif unknown := [v for v in allowed if v not in axes[axis]]:
+                errors.append(f"exclude #{k}: {axis} value(s) {unknown} are not on the axis {axes[axis]}")
+            match[axis] = allowed
+        exclusions.append(Exclusion(reason or "", match))
+    if errors:
+        raise GridError(f"{path}: invalid grid file\n  - " + "\n  - ".join(errors))
+    return Grid(head.get("name", path.stem), head.get("description", ""), base, axes, exclusions, path)
+
+
+def _merge(base: dict, override: dict) -> dict:
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        merged[key] = _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+    return merged
+
+
+def _set_path(config: dict, path: str, value) -> None:
+    *parents, last = path.split(".")
+    for key in parents:
+        config = config.setdefault(key, {})
+    config[last] = value
+
+
+def plan_grid(grid: Grid, tables_dir: Path) -> GridPlan:
+    """Expand the axes, drop excluded cells (keeping them with their reason), resolve and
+    validate every cell's config and compute its run id. All invalid cells are reported
+    together, before anything is fitted."""
+    tables_dir = Path(tables_dir)
+    errors, cells, excluded = [], [], []
+    hashes: dict[tuple[str, ...], str] = {}
+    seen: dict[str, str] = {}
+    for combination in itertools.product(*grid.axes.values()):
+        values = dict(zip(grid.axes, combination))
+        reasons = [rule.reason for rule in grid.exclusions if rule.excludes(values)]
+        if reasons:
+            excluded.append((values, "; ".join(reasons)))
+            continue
+        user = copy.deepcopy(grid.base)
+        for path, value in values.items():
+            _set_path(user, path, value)
+        user.setdefault("run", {})["name"] = CELL_RUN_NAME
+        label = cell_label(values)
+        try:
+            config = resolve_config(user, source=f"cell ({label})")
+        except ConfigError as err:
+            errors.append(str(err))
+            continue
+        files = run_data_files(config)
+        if files not in hashes:
+            try:
+                hashes[files] = data_hash(tables_dir, files)[0]
+            except FileNotFoundError as err:
+                errors.append(f"cell ({label}): table not found: {err.filename}")
+                continue
+        cell = Cell(values, config, compute_run_id(config, hashes[files]))
+        if cell.run_id in seen:
+            errors.append(f"cell ({label}) resolves to the same config as cell ({seen[cell.run_id]})")
+            continue
+        seen[cell.run_id] = label
+        cells.append(cell)
+    if errors:
+        raise GridError(f"{grid.source}: {len(errors)} invalid cell(s); nothing was fitted\n  - " + "\n  - ".join(errors))
+    return GridPlan(grid, cells, excluded)
+
+
+def summarise_run(path: Path) -> dict:
+    """The effect on the expected share and its convergence, read back from a run folder."""
+    idata, _, meta = load_run(path)
+    summary = pd.read_csv(Path(path) / "summary.csv", index_col=0)
+    row = effect_row(summary, ModeResult(idata, {}, meta["sampler"]), meta["health"]["warnings"])
+    return ({**row, "converged": row.pop("checks_passed")}
+            | {"fit_s": meta["timings_s"]["total_s"], "run_id": meta["id"], "run": str(path)})
+
+
+def cached_summary(runs_dir: Path, run_id: str) -> dict | None:
+    """The summary of a complete, loadable run folder with this id; None if there is none.
+
+    A folder with the id that cannot be loaded (damaged, tampered) is not a cache hit: the
+    cell is refitted into a new folder and the old one is left for inspection.
+    """
+    for path in sorted(Path(runs_dir).glob(f"*-{CELL_RUN_NAME}-{run_id}*"), reverse=True):
+        try:
+            if json.loads((path / "meta.json").read_text()).get("id") == run_id:
+                return summarise_run(path)
+        except (RunMismatchError, json.JSONDecodeError, OSError):
+            continue
+    return None
+
+
+def run_cell(config: dict, run_id: str, tables_dir: str, runs_dir: str) -> dict:
+    """One grid cell on a worker: read its cached run folder, or fit it and summarise the result."""
+    cached = cached_summary(Path(runs_dir), run_id)
+    if cached is not None:
+        return cached | {"status": "cached"}
+    path = fit_config(config, Path(tables_dir), Path(runs_dir), progress=False).path
+    summary = summarise_run(path)
+    if summary["run_id"] != run_id:
+        raise GridError(f"{path}: run id {summary['run_id']} differs from the grid's cache key {run_id}; "
+                        "the tables a fit hashes changed (see inference.runs.run_data_files)")
+    return summary | {"status": "fitted"}
+
+
+@contextmanager
+def dask_client(scheduler: str | None = None, n_workers: int | None = None, threads_per_worker: int = 1,
+                processes: bool = True):
+    """A Dask client on ``scheduler`` (``tcp://host:port``), or on a new ``LocalCluster``.
+
+    The local default is one single-threaded worker per two cores: every fit already runs
+    two chains in parallel (``cores=min(chains, 2)``), so more workers only make fits compete.
+    """
+    from dask.distributed import Client, LocalCluster
+
+    if scheduler:
+        with Client(scheduler) as client:
+            yield client
+        return
+    workers = n_workers or max(1, (os.cpu_count() or 2) // 2)
+    with LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker, processes=processes,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        yield client
+
+
+def _failed_row(error: BaseException) -> dict:
+    return {"status": "failed", "error": f"{type(error).__name__}: {error}".replace("\n", " ")}
+
+
+def run_grid(plan: GridPlan, client, tables_dir: Path, runs_dir: Path,
+             report=partial(print, flush=True)) -> pd.DataFrame:
+    """Fit (or read back) every cell of ``plan`` on ``client``; one row per cell, failures included.
+
+    Progress goes to ``report`` after each cell: done, in flight, failed, cached, and an
+    estimate of the time left from the cells fitted so far.
+    """
+    from dask.distributed import as_completed
+
+    started = time.perf_counter()
+    futures = {
+        client.submit(run_cell, cell.config, cell.run_id, str(tables_dir), str(runs_dir),
+                      key=f"grid-cell-{cell.run_id}", pure=False, retries=0): cell
+        for cell in plan.cells
+    }
+    slots = max(1, sum(client.nthreads().values()))
+    rows, counts, fit_seconds = {}, {"fitted": 0, "cached": 0, "failed": 0}, []
+    report(f"grid {plan.grid.name}: {len(plan.cells)} cells ({len(plan.excluded)} excluded), {slots} worker thread(s)")
+    for future in as_completed(futures):
+        cell = futures[future]
+        if future.status == "error":
+            row = _failed_row(future.exception())
+        else:
+            row = future.result()
+            fit_seconds.append(row["fit_s"])  # a cached cell's own fit time informs the estimate too
+        counts[row["status"]] += 1
+        rows[cell.run_id] = row
+        future.release()
+        done = len(rows)
+        left = len(plan.cells) - done
+        eta = f"~{_duration(left * np.mean(fit_seconds) / slots)} left" if fit_seconds and left else (
+            "done" if not left else "time left unknown until a fit finishes")
+        report(f"[{done}/{len(plan.cells)}] {cell.label}: {row['status']} | fitted {counts['fitted']}, "
+               f"cached {counts['cached']}, failed {counts['failed']}, in flight {min(left, slots)} | "
+               f"{_duration(time.perf_counter() - started)} elapsed, {eta}")
+    return effect_table(plan, rows)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def effect_table(plan: GridPlan, rows: dict[str, dict]) -> pd.DataFrame:
+    """One row per cell in grid order: its axis values, then the effect, convergence and run."""
+    records = [cell.values | {column: rows.get(cell.run_id, {}).get(column) for column in EFFECT_COLUMNS}
+               for cell in plan.cells]
+    table = pd.DataFrame.from_records(records, columns=list(plan.grid.axes) + EFFECT_COLUMNS)
+    table["run_id"] = [cell.run_id for cell in plan.cells]
+    return table
+
+
+def plot_forest(table: pd.DataFrame, axes: list[str]):
+    """Forest plot: median and 90% interval of the effect per cell; hollow = not converged,
+    failed cells are named at zero. Returns the figure."""
+    labels = [", ".join(f"{row[a]}" for a in axes) for _, row in table.iterrows()]
+    fig, ax = plt.subplots(figsize=(8, 1.0 + 0.28 * len(table)))
+    y = np.arange(len(table))[::-1]
+    failed = table["status"] == "failed"
+    converged = table["converged"].fillna(False).astype(bool)
+    for mask, style in ((~failed & converged, {"color": "C0", "mfc": "C0"}),
+                        (~failed & ~converged, {"color": "C3", "mfc": "white"})):
+        if mask.any():
+            ax.errorbar(table.loc[mask, "median"], y[mask.to_numpy()],
+                        xerr=[table.loc[mask, "median"] - table.loc[mask, "q05"], table.loc[mask, "q95"] - table.loc[mask, "median"]],
+                        fmt="o", capsize=2, **style, label="converged" if style["color"] == "C0" else "not converged (R-hat > 1.01 or divergences)")
+    for yi in y[failed.to_numpy()]:
+        ax.text(0, yi, "failed", color="C7", va="center", ha="center", fontsize=8)
+    ax.axvline(0, color="k", lw=0.8, ls="--")
+    ax.set_yticks(y, labels, fontsize=8)
+    ax.set_ylim(-0.7, len(table) - 0.3)
+    ax.set_xlabel("alliance-potential effect on the expected share (median, 90% interval)")
+    ax.set_title(" x ".join(a.split(".")[-1] for a in axes), fontsize=9)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def grid_report(plan: GridPlan, table: pd.DataFrame) -> str:
+    """Markdown: counts first, then the effect per cell, failures and excluded cells."""
+    grid = plan.grid
+    axes = list(grid.axes)
+    failed = table[table["status"] == "failed"]
+    usable = table[table["converged"].fillna(False).astype(bool)]
+    lines = [f"# Specification grid `{grid.name}`", ""]
+    if grid.description:
+        lines += [grid.description, ""]
+    lines += [
+        f"{len(table)} cells over {len(axes)} {'axis' if len(axes) == 1 else 'axes'} ({', '.join(f'`{a}`' for a in axes)}); "
+        f"{len(plan.excluded)} combinations excluded; {len(failed)} failed; {len(usable)} converged "
+        "(R-hat <= 1.01, no divergences). Effect on the expected share per unit of alliance potential, "
+        "median and 90% equal-tailed interval.",
+        "",
+    ]
+    if len(usable):
+        lines += [f"Among converged cells the median effect runs from {usable['median'].min():.5f} to "
+                  f"{usable['median'].max():.5f}; {int((usable['q05'] > 0).sum())} have a 90% interval above 0 "
+                  f"and {int((usable['q95'] < 0).sum())} below 0.", ""]
+    shown = table.drop(columns=["error", "run", "run_id"]).rename(columns={a: a.split(".")[-1] for a in axes})
+    lines += [markdown_table(shown, floatfmt="{:.5f}"), "", "![forest plot](forest.png)", ""]
+    if len(failed):
+        lines += ["## Failed cells", ""] + [
+            f"- {', '.join(str(row[a]) for a in axes)}: {row['error']}" for _, row in failed.iterrows()] + [""]
+    if plan.excluded:
+        lines += ["## Excluded combinations", ""] + [
+            f"- {', '.join(str(v) for v in values.values())}: {reason}" for values, reason in plan.excluded] + [""]
+    lines += ["## Run folders", ""] + [f"- `{row['run_id']}`: `{row['run']}`" for _, row in table.iterrows() if row["run"]]
+    return "\n".join(lines) + "\n"
+
+
+def write_grid_outputs(plan: GridPlan, table: pd.DataFrame, out_dir: Path, tables_dir: Path, seconds: float,
+                       scheduler: str) -> Path:
+    """Write ``effects.csv``, ``effects.md``, ``forest.png``, the grid file and ``meta.json``
+    into ``out_dir/<grid name>/`` (replaced as a whole: a grid report is a function of its runs)."""
+    folder = Path(out_dir) / plan.grid.name
+    folder.mkdir(parents=True, exist_ok=True)
+    table.to_csv(folder / "effects.csv", index=False)
+    (folder / "effects.md").write_text(grid_report(plan, table))
+    fig = plot_forest(table, list(plan.grid.axes))
+    try:
+        fig.savefig(folder / "forest.png", dpi=120)
+    finally:
+        plt.close(fig)
+    shutil.copyfile(plan.grid.source, folder / "grid.toml")
+    excluded = [{"values": values, "reason": reason} for values, reason in plan.excluded]
+    meta = {
+        "grid": plan.grid.name, "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "tables_dir": str(tables_dir), "scheduler": scheduler, "wall_s": seconds,
+        "cells": len(plan.cells), "status": table["status"].value_counts().to_dict(),
+        "excluded": excluded, "versions": package_versions(),
+    }
+    (folder / "meta.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
+    return folder

@@ -1,0 +1,174 @@
+"""Specification grid: expansion, up-front validation, Dask fits, caching by run id, failures."""
+
+import time
+from pathlib import Path
+
+import arviz as az
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from allypot.inference.runs import compute_run_id, load_run, package_versions, write_run
+from allypot.paths import REPO_ROOT, TABLES_DIR
+from allypot.sensitivity.grid import (
+    GridError,
+    cached_summary,
+    dask_client,
+    load_grid,
+    plan_grid,
+    plot_forest,
+    run_grid,
+    write_grid_outputs,
+)
+
+from allypot.cli import main
+
+GRIDS = REPO_ROOT / "sensitivity" / "grids"
+
+
+def _write(tmp_path: Path, text: str, name: str = "grid.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_axes_and_exclusions_expand_to_the_remaining_combinations(tmp_path):
+    grid = load_grid(_write(tmp_path, """
+[base]
+sampler = { chains = 1, draws = 10, tune = 10 }
+[axes]
+"model.family" = ["hurdle", "gaussian"]
+"model.mode" = ["plugin", "cut", "joint"]
+"priors.hurdle.beta_log.kwargs.sigma" = [1.0, 2.5]
+[[exclude]]
+reason = "too slow"
+"model.family" = "gaussian"
+"model.mode" = ["joint", "cut"]
+"""))
+    plan = plan_grid(grid, TABLES_DIR)
+    assert len(plan.cells) + len(plan.excluded) == 12
+    assert len(plan.excluded) == 4 and {reason for _, reason in plan.excluded} == {"too slow"}
+    assert all(values["model.family"] == "gaussian" and values["model.mode"] != "plugin" for values, _ in plan.excluded)
+    assert len({cell.run_id for cell in plan.cells}) == 8
+    for cell in plan.cells:
+        assert cell.config["model"]["family"] == cell.values["model.family"]
+        assert cell.config["priors"]["hurdle"]["beta_log"]["kwargs"]["sigma"] == cell.values["priors.hurdle.beta_log.kwargs.sigma"]
+        assert cell.config["priors"]["hurdle"]["beta_log"]["dist"] == "Normal"  # only the scale was overridden
+        assert cell.config["sampler"]["draws"] == 10 and cell.config["run"]["name"] == "grid"
+
+
+def test_bad_axes_are_named_together(tmp_path):
+    path = _write(tmp_path, """
+[axes]
+"model.famly" = ["hurdle"]
+"data.build_rules.placemat_rule" = ["nearest", "max"]
+"model.mode" = []
+[[exclude]]
+"model.specification" = "all"
+""")
+    with pytest.raises(GridError) as err:
+        load_grid(path)
+    message = str(err.value)
+    assert "model.famly: unknown key (did you mean 'family'?)" in message
+    assert "data.build_rules.placemat_rule: not supported yet" in message
+    assert "axes.model.mode = []" in message
+    assert "exclude #1: give a reason" in message and "'model.specification' is not an axis" in message
+
+
+def test_invalid_cells_fail_validation_before_any_fit(tmp_path, capsys):
+    grid = _write(tmp_path, """
+[axes]
+"model.family" = ["hurdle", "gausian"]
+"model.mode" = ["plugin", "cutt"]
+""")
+    runs = tmp_path / "runs"
+    assert main(["grid", str(grid), "--runs", str(runs), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "3 invalid cell(s); nothing was fitted" in err
+    assert "cell (family=gausian, mode=plugin)" in err and "cell (family=hurdle, mode=cutt)" in err
+    assert "cell (family=gausian, mode=cutt)" in err
+    assert not runs.exists() and not (tmp_path / "out").exists()
+
+
+def test_shipped_grids_are_valid():
+    for path in sorted(GRIDS.glob("*.toml")):
+        plan = plan_grid(load_grid(path), TABLES_DIR)
+        assert plan.cells, path
+
+
+def test_a_run_folder_with_the_cells_id_is_reused_unless_damaged(tmp_path):
+    (cell,) = plan_grid(load_grid(GRIDS / "tiny.toml"), TABLES_DIR).cells[:1]
+    draws = np.random.default_rng(0).normal(0.002, 0.001, size=(2, 200))
+    idata = az.from_dict({"posterior": {"potential_effect": draws},
+                          "sample_stats": {"diverging": np.zeros((2, 200), bool)}})
+    run_id = compute_run_id(cell.config, "d")
+    meta = {"id": run_id, "data_hash": "d", "versions": package_versions(), "sampler": {"divergences": 0},
+            "timings_s": {"total_s": 12.0}}
+    path = write_run(idata, cell.config, meta, pd.DataFrame(), tmp_path)
+    summary = cached_summary(tmp_path, run_id)
+    assert summary["run"] == str(path) and summary["fit_s"] == 12.0
+    assert summary["median"] == pytest.approx(np.median(draws)) and summary["p_positive"] == np.mean(draws > 0)
+    assert cached_summary(tmp_path, "0" * 12) is None
+    (path / "config.toml").write_text((path / "config.toml").read_text().replace("seed = 1", "seed = 2"))
+    assert cached_summary(tmp_path, run_id) is None  # tampered: refit, not reused
+
+
+@pytest.mark.slow
+def test_tiny_grid_fits_every_cell_then_reuses_them_and_survives_a_failing_cell(tmp_path):
+    plan = plan_grid(load_grid(GRIDS / "tiny.toml"), TABLES_DIR)
+    # the tiny grid again with a second axis: a first year after the last passes config
+    # validation but leaves no state-years to fit; its first-year-2013 cells are the tiny cells
+    widened = plan_grid(load_grid(_write(tmp_path, (GRIDS / "tiny.toml").read_text() + '"data.first_year" = [2013, 2030]\n')),
+                        TABLES_DIR)
+    runs, lines = tmp_path / "runs", []
+    with dask_client(n_workers=1, processes=False) as client:
+        first = run_grid(plan, client, TABLES_DIR, runs, report=lines.append)
+        folders = sorted(runs.iterdir())
+        started = time.perf_counter()
+        second = run_grid(plan, client, TABLES_DIR, runs, report=lines.append)
+        reuse_s = time.perf_counter() - started
+        mixed = run_grid(widened, client, TABLES_DIR, runs, report=lines.append)
+
+    assert list(first["status"]) == ["fitted", "fitted"]
+    assert first[["median", "q05", "q95", "p_positive", "rhat", "ess_bulk", "divergences", "fit_s"]].notna().all().all()
+    assert (first["q05"] <= first["median"]).all() and (first["median"] <= first["q95"]).all()
+    assert len(folders) == 2
+    for _, row in first.iterrows():
+        _, config, meta = load_run(row["run"])
+        assert meta["id"] == row["run_id"] and config["model"]["specification"] == row["model.specification"]
+    # the second pass reads every cell back: same folders, same numbers, no new fit
+    assert list(second["status"]) == ["cached", "cached"]
+    pd.testing.assert_frame_equal(first.drop(columns="status"), second.drop(columns="status"))
+    assert reuse_s < first["fit_s"].min()
+    assert any("fitted 2, cached 0, failed 0" in line for line in lines)
+    assert any("fitted 0, cached 2, failed 0" in line for line in lines)
+    # the failing cells are recorded with their error; the others are read back
+    assert list(mixed["status"]) == ["cached", "failed", "cached", "failed"]
+    failed = mixed[mixed["status"] == "failed"]
+    assert failed["error"].str.startswith("ValueError: no complete state-years").all()
+    assert failed["median"].isna().all() and failed["run"].isna().all()
+    assert set(mixed.loc[mixed["status"] == "cached", "run"]) == set(first["run"])
+    assert sorted(runs.iterdir()) == folders
+
+    folder = write_grid_outputs(widened, mixed, tmp_path / "out", TABLES_DIR, reuse_s, "LocalCluster")
+    assert {p.name for p in folder.iterdir()} == {"effects.csv", "effects.md", "forest.png", "grid.toml", "meta.json"}
+    report = (folder / "effects.md").read_text()
+    assert "2 failed" in report and "ValueError: no complete state-years" in report
+    assert all(run in report for run in first["run"])
+    assert len(pd.read_csv(folder / "effects.csv")) == 4
+
+
+def test_forest_plot_marks_unconverged_and_failed_cells():
+    table = pd.DataFrame({
+        "model.mode": ["plugin", "cut", "joint"],
+        "median": [0.001, -0.002, None], "q05": [-0.001, -0.004, None], "q95": [0.003, 0.0, None],
+        "converged": [True, False, None], "status": ["fitted", "cached", "failed"],
+    })
+    fig = plot_forest(table, ["model.mode"])
+    (ax,) = fig.axes
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["plugin", "cut", "joint"]
+    assert [t.get_text() for t in ax.texts] == ["failed"]
+    assert ax.texts[0].get_position()[1] == ax.get_yticks()[2]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["converged", "not converged (R-hat > 1.01 or divergences)"]
+    plt.close(fig)
