@@ -22,6 +22,7 @@ import numpy as np
 import pymc as pm
 from allypot.models.contribution import (
     FAMILIES,
+    PARAMETERISATIONS,
     FAMILY_TO_PRIOR_COMPONENT,
     FAMILY_TO_REGRESSION,
 )
@@ -43,6 +44,7 @@ class ModelOptions:
     softmax_temperature: float = 0.05
     country_effects: bool = True
     year_effects: bool = True
+    parameterisation: str = "direct"
 
     def __post_init__(self):
         for value, allowed, name in [
@@ -50,6 +52,7 @@ class ModelOptions:
             (self.preference, MEASURES, "preference"),
             (self.projection, PROJECTIONS, "projection"),
             (self.depth_aggregation, AGGREGATIONS, "depth_aggregation"),
+            (self.parameterisation, PARAMETERISATIONS, "parameterisation"),
         ]:
             if value not in allowed:
                 raise ValueError(f"model.{name} = {value!r}; choose one of {list(allowed)}")
@@ -87,6 +90,7 @@ def _contribution(potential, inputs: ModelInputs, options: ModelOptions, priors:
         priors[FAMILY_TO_PRIOR_COMPONENT[options.family]],
         country_effects=options.country_effects,
         year_effects=options.year_effects,
+        parameterisation=options.parameterisation,
     )
 
 

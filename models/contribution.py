@@ -24,9 +24,12 @@ from __future__ import annotations
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
-from allypot.priors import Prior, require
+from allypot.priors import Prior, PriorConfigError, require
 
 FAMILIES = ("gaussian", "hurdle")
+PARAMETERISATIONS = ("direct", "orthogonal")
+# priors whose first argument is a location ``mu``, so they can be shifted (orthogonal parameterisation)
+LOCATION_FAMILIES = {"Normal", "StudentT", "Laplace", "Logistic", "SkewNormal"}
 GAUSSIAN_PRIORS = {"beta", "gamma", "intercept", "sigma", "country_sigma", "year_sigma"}
 HURDLE_PRIORS = {
     "intercept_logit", "intercept_log", "beta_logit", "beta_log", "gamma_logit", "gamma_log",
@@ -43,13 +46,58 @@ def group_effect(name: str, sigma_prior: Prior, dim: str):
     return pm.Deterministic(name, offset * sigma, dims=dim)
 
 
-def _linear_predictor(tag, potential, controls, country_idx, year_idx, priors, keys, country_effects, year_effects):
-    """a + beta * potential + gamma' X (+ u_country + v_year), for one part of the model."""
+def projection_on_controls(controls: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Design ``[1, X]`` and the operator H with ``H @ v`` = weighted least-squares coefficients of v on it.
+
+    Both are data, so the per-draw projection of the latent potential is one matrix product.
+    """
+    design = np.column_stack([np.ones(len(controls)), controls])  # (n, 1 + p)
+    weighted = design * weights[:, None]
+    return design, np.linalg.solve(design.T @ weighted, weighted.T)  # (n, 1 + p), (1 + p, n)
+
+
+def _shifted(prior: Prior, name: str, shift, **dims):
+    """``prior`` moved by ``shift``: a coefficient c* = c + shift whose density is the prior of c at c* - shift."""
+    if "mu" not in prior.kwargs or prior.dist not in LOCATION_FAMILIES:
+        raise PriorConfigError(
+            f"the orthogonal parameterisation needs a location-family prior with 'mu' ({sorted(LOCATION_FAMILIES)}) "
+            f"for {name!r}; got {prior.dist} {prior.kwargs}"
+        )
+    return getattr(pm, prior.dist)(name, **(prior.kwargs | {"mu": prior.kwargs["mu"] + shift}), **dims)
+
+
+def _linear_predictor(tag, potential, controls, country_idx, year_idx, priors, keys, weights,
+                      parameterisation, country_effects, year_effects):
+    """a + beta * potential + gamma' X (+ u_country + v_year), for one part of the model.
+
+    ``parameterisation == "orthogonal"`` samples the same model in other coordinates.
+    With ``potential = b0 + X b + r`` (r the ``weights``-least-squares residual of potential on
+    [1, X], recomputed each draw because potential is latent), the predictor is
+    ``(a + beta b0) + beta r + (gamma + beta b)' X``. The sampler moves ``a* = a + beta b0`` and
+    ``gamma* = gamma + beta b`` (``{tag}intercept_orth``, ``{tag}gamma_orth``), which the data
+    inform independently of beta; the model's ``a`` and ``gamma`` are kept as deterministics.
+    Priors: a* ~ prior_a shifted by beta b0 and gamma* ~ prior_gamma shifted by beta b, i.e.
+    the density of a* and gamma* is exactly the file prior of a and gamma at a* - beta b0 and
+    gamma* - beta b. The map has unit Jacobian, so both parameterisations are one posterior.
+    """
     intercept_key, beta_key, gamma_key = keys
-    eta = priors[intercept_key].create(f"{tag}intercept") + priors[beta_key].create(f"{tag}beta") * potential
-    if controls.shape[1]:
-        gamma = priors[gamma_key].create(f"{tag}gamma", dims="control")
-        eta = eta + pt.dot(controls, gamma)  # (n, p) @ (p,) -> (n,)
+    beta = priors[beta_key].create(f"{tag}beta")
+    if parameterisation == "direct":
+        eta = priors[intercept_key].create(f"{tag}intercept") + beta * potential
+        if controls.shape[1]:
+            gamma = priors[gamma_key].create(f"{tag}gamma", dims="control")
+            eta = eta + pt.dot(controls, gamma)  # (n, p) @ (p,) -> (n,)
+    else:
+        design, operator = projection_on_controls(controls, weights)
+        coefficients = pt.dot(operator, potential)  # (1 + p,): b0, b
+        residual = potential - pt.dot(design, coefficients)
+        intercept = _shifted(priors[intercept_key], f"{tag}intercept_orth", beta * coefficients[0])
+        pm.Deterministic(f"{tag}intercept", intercept - beta * coefficients[0])
+        eta = intercept + beta * residual
+        if controls.shape[1]:
+            gamma = _shifted(priors[gamma_key], f"{tag}gamma_orth", beta * coefficients[1:], dims="control")
+            pm.Deterministic(f"{tag}gamma", gamma - beta * coefficients[1:], dims="control")
+            eta = eta + pt.dot(controls, gamma)
     if country_effects:
         eta = eta + group_effect(f"{tag}country_effect", priors["country_sigma"], "country")[country_idx]
     if year_effects:
@@ -60,12 +108,15 @@ def _linear_predictor(tag, potential, controls, country_idx, year_idx, priors, k
 def gaussian_contribution(
     potential, share: np.ndarray, controls: np.ndarray, country_idx: np.ndarray, year_idx: np.ndarray,
     priors: dict[str, Prior], country_effects: bool = True, year_effects: bool = True,
+    parameterisation: str = "direct",
 ):
     """Register the Gaussian regression on the standardised share; return ``potential_effect``."""
     require(priors, "contribution", GAUSSIAN_PRIORS)
+    _check_parameterisation(parameterisation)
     centre, scale = float(share.mean()), float(share.std())
     mu = _linear_predictor(
-        "", potential, controls, country_idx, year_idx, priors, ("intercept", "beta", "gamma"), country_effects, year_effects
+        "", potential, controls, country_idx, year_idx, priors, ("intercept", "beta", "gamma"),
+        np.ones(len(share)), parameterisation, country_effects, year_effects,
     )
     sigma = priors["sigma"].create("sigma")
     pm.Normal("share_z", mu, sigma, observed=(share - centre) / scale, dims="row")
@@ -76,20 +127,29 @@ def gaussian_contribution(
 def hurdle_contribution(
     potential, share: np.ndarray, controls: np.ndarray, country_idx: np.ndarray, year_idx: np.ndarray,
     priors: dict[str, Prior], country_effects: bool = True, year_effects: bool = True,
+    parameterisation: str = "direct",
 ):
-    """Register the hurdle log-normal regression; return ``potential_effect`` on the expected share."""
+    """Register the hurdle log-normal regression; return ``potential_effect`` on the expected share.
+
+    The orthogonal parameterisation projects potential on the controls over all rows for the
+    logit part and over the positive shares only for the log part: those are the rows whose
+    likelihood the log part has, and where beta_log and gamma_log[us_ally] competed.
+    """
     require(priors, "hurdle", HURDLE_PRIORS)
+    _check_parameterisation(parameterisation)
     positive = share > 0
     if positive.sum() < 2:
         raise ValueError("the hurdle family needs at least two positive shares")
     log_centre = float(np.log(share[positive]).mean())  # data-driven location of the positive part
     eta = _linear_predictor(
         "logit_", potential, controls, country_idx, year_idx, priors,
-        ("intercept_logit", "beta_logit", "gamma_logit"), country_effects, year_effects,
+        ("intercept_logit", "beta_logit", "gamma_logit"), np.ones(len(share)),
+        parameterisation, country_effects, year_effects,
     )
     mu = log_centre + _linear_predictor(
         "log_", potential, controls, country_idx, year_idx, priors,
-        ("intercept_log", "beta_log", "gamma_log"), country_effects, year_effects,
+        ("intercept_log", "beta_log", "gamma_log"), positive.astype("float64"),
+        parameterisation, country_effects, year_effects,
     )
     sigma = priors["sigma_log"].create("log_sigma")
     psi = pm.math.invlogit(eta)
@@ -99,6 +159,11 @@ def hurdle_contribution(
     derivative = psi * (1 - psi) * model["logit_beta"] * positive_mean + psi * positive_mean * model["log_beta"]
     pm.Deterministic("expected_share", psi * positive_mean, dims="row")
     return pm.Deterministic("potential_effect", pt.mean(derivative))
+
+
+def _check_parameterisation(parameterisation: str) -> None:
+    if parameterisation not in PARAMETERISATIONS:
+        raise ValueError(f"model.parameterisation = {parameterisation!r}; choose one of {list(PARAMETERISATIONS)}")
 
 
 FAMILY_TO_REGRESSION = {"gaussian": gaussian_contribution, "hurdle": hurdle_contribution}
