@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 
 from allypot.models.compose import ModelOptions
-from allypot.models.contribution import FAMILIES, PARAMETERISATIONS
+from allypot.models.contribution import CENTRINGS, FAMILIES, PARAMETERISATIONS
 from allypot.models.dyad_depth import AGGREGATIONS
 from allypot.models.inputs import OUTCOMES, SPECIFICATIONS
 from allypot.models.potential import PROJECTIONS
@@ -41,6 +41,9 @@ DEFAULTS: dict = {
         # coordinates the sampler moves in the contribution part (models/contribution.py):
         # "orthogonal" (potential's residual on the controls) or "direct"; same posterior
         "parameterisation": "orthogonal",
+        # group effects: "prior" (each prior's `centered` flag) or "by_data" (hurdle log part:
+        # centred for states and years with >= 3 positive shares, non-centred otherwise)
+        "centring": "prior",
     },
     # adaptation (nutpie only): "diag" mass matrix, or "low_rank" for correlated posteriors
     "sampler": {"backend": "nutpie", "chains": 4, "draws": 1000, "tune": 1000, "target_accept": 0.9,
@@ -57,6 +60,7 @@ CHOICES = {
     ("model", "projection"): PROJECTIONS,
     ("model", "depth_aggregation"): AGGREGATIONS,
     ("model", "parameterisation"): PARAMETERISATIONS,
+    ("model", "centring"): CENTRINGS,
     ("sampler", "backend"): BACKENDS,
     ("sampler", "adaptation"): ADAPTATIONS,
     ("data", "outcome"): OUTCOMES,
@@ -145,6 +149,7 @@ def model_options(config: dict) -> ModelOptions:
         country_effects=bool(m["country_effects"]),
         year_effects=bool(m["year_effects"]),
         parameterisation=m["parameterisation"],
+        centring=m["centring"],
     )
 
 

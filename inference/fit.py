@@ -8,7 +8,8 @@ from pathlib import Path
 import arviz as az
 import numpy as np
 import pandas as pd
-from allypot.diagnostics.feedback import chain_modes, compute_feedback
+from allypot.diagnostics.feedback import compute_feedback
+from allypot.diagnostics.modes import ChainModes, detect_chain_modes
 from allypot.diagnostics.summary import headline_summary, interval, sampler_health
 from allypot.inference.config import model_options, priors_from_config
 from allypot.inference.modes import NAME_TO_MODE, ModeResult, attach_measurement, fit_measurement
@@ -107,7 +108,8 @@ def compare_modes(config: dict, tables_dir: Path, runs_dir: Path, progress: bool
     table["width_90"] = table["q95"] - table["q05"]
     us_alliances = np.unique(inputs.alliances[inputs.ally_matrix[inputs.ally_matrix >= 0]])
     feedback = compute_feedback(results["joint"].idata, measurement.idata, us_alliances)
-    report = comparison_report(config, table, feedback, chain_modes(results["joint"].idata), paths)
+    modes = detect_chain_modes(results["joint"].idata, us_alliances=us_alliances)
+    report = comparison_report(config, table, feedback, modes, paths)
     report_path = Path(runs_dir) / f"{paths['joint'].name.split('-', 1)[0]}-{config['run']['name']}-compare.md"
     report_path.write_text(report)
     print(report)
@@ -127,7 +129,7 @@ def convergence_row(result: ModeResult) -> dict:
             "converged": bool(rhat <= 1.01 and result.info.get("divergences", 0) == 0)}
 
 
-def comparison_report(config: dict, table: pd.DataFrame, feedback: pd.DataFrame, modes: pd.DataFrame,
+def comparison_report(config: dict, table: pd.DataFrame, feedback: pd.DataFrame, modes: ChainModes,
                       paths: dict[str, Path]) -> str:
     """Markdown: the effect under each mode, convergence, and the outcome's feedback."""
     lines = [
@@ -144,8 +146,11 @@ def comparison_report(config: dict, table: pd.DataFrame, feedback: pd.DataFrame,
     bad = table.index[~table["converged"].astype(bool)].tolist()
     if bad:
         lines += [f"**Warning: {', '.join(bad)} did not converge** (R-hat > 1.01 or divergences): do not read "
-                  "its effect as a posterior summary. Per-chain means of the joint effect:", "",
-                  markdown_table(modes, index=True, floatfmt="{:.5f}"), ""]
+                  "its effect as a posterior summary.", ""]
+    lines += [f"Joint chains: {modes.describe()}", ""]
+    flagged_chains = modes.table[modes.table["verdict"] != "agree"]
+    if len(flagged_chains):
+        lines += [markdown_table(flagged_chains[["parameter", "verdict", "rhat", "gap_sd", "modes"]], floatfmt="{:.3f}"), ""]
     flagged = feedback[feedback["flag"]]
     lines += [
         "## Feedback of the outcome on the measures",

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pymc as pm
 from allypot.models.contribution import (
+    CENTRINGS,
     FAMILIES,
     PARAMETERISATIONS,
     FAMILY_TO_PRIOR_COMPONENT,
@@ -45,6 +46,7 @@ class ModelOptions:
     country_effects: bool = True
     year_effects: bool = True
     parameterisation: str = "direct"
+    centring: str = "prior"
 
     def __post_init__(self):
         for value, allowed, name in [
@@ -53,6 +55,7 @@ class ModelOptions:
             (self.projection, PROJECTIONS, "projection"),
             (self.depth_aggregation, AGGREGATIONS, "depth_aggregation"),
             (self.parameterisation, PARAMETERISATIONS, "parameterisation"),
+            (self.centring, CENTRINGS, "centring"),
         ]:
             if value not in allowed:
                 raise ValueError(f"model.{name} = {value!r}; choose one of {list(allowed)}")
@@ -91,6 +94,7 @@ def _contribution(potential, inputs: ModelInputs, options: ModelOptions, priors:
         country_effects=options.country_effects,
         year_effects=options.year_effects,
         parameterisation=options.parameterisation,
+        centring=options.centring,
     )
 
 

@@ -17,6 +17,15 @@ with respect to potential (for the Gaussian family simply ``beta * s``; for the 
 number comparable across families and with the published OLS coefficient.
 
 Controls arrive standardised (per SD), so their priors are unit-scale.
+
+Parameterisation (``model.parameterisation``), a sampler choice, not a model choice: both
+give one posterior. ``direct`` samples (a, beta, gamma) as written. ``orthogonal`` samples
+beta with the intercept and control coefficients of potential's least-squares residual on
+[1, X] (recomputed every draw, as potential is latent). Why: on the real panel potential is
+largely the US-ally dummy (correlation -0.85), so in ``direct`` coordinates beta_log and
+gamma_log[us_ally] trade off along a ridge whose direction moves with the latent depths; in
+``orthogonal`` coordinates the data inform beta only through the part of potential the
+controls do not explain. See :func:`_linear_predictor` for the priors it carries.
 """
 
 from __future__ import annotations
@@ -30,6 +39,10 @@ FAMILIES = ("gaussian", "hurdle")
 PARAMETERISATIONS = ("direct", "orthogonal")
 # priors whose first argument is a location ``mu``, so they can be shifted (orthogonal parameterisation)
 LOCATION_FAMILIES = {"Normal", "StudentT", "Laplace", "Logistic", "SkewNormal"}
+# group-effect centring: "prior" = each prior's `centered` flag; "by_data" = in the positive
+# (log) part of the hurdle, levels with at least CENTRED_MIN_ROWS positive shares are centred
+CENTRINGS = ("prior", "by_data")
+CENTRED_MIN_ROWS = 3
 GAUSSIAN_PRIORS = {"beta", "gamma", "intercept", "sigma", "country_sigma", "year_sigma"}
 HURDLE_PRIORS = {
     "intercept_logit", "intercept_log", "beta_logit", "beta_log", "gamma_logit", "gamma_log",
@@ -37,13 +50,33 @@ HURDLE_PRIORS = {
 }
 
 
-def group_effect(name: str, sigma_prior: Prior, dim: str):
-    """A zero-mean group effect whose parameterisation (centred or not) is a prior switch."""
+def group_effect(name: str, sigma_prior: Prior, dim: str, centred_levels: np.ndarray | None = None):
+    """A zero-mean group effect whose parameterisation (centred or not) is a prior switch.
+
+    ``centred_levels`` (a boolean per level) overrides the switch level by level: levels the
+    part's likelihood pins down are sampled centred, the others as ``{name}_offset * sigma``
+    (Papaspiliopoulos, Roberts & Skold 2007: centring suits informative groups, non-centring
+    uninformative ones). Levels without data are then plain N(0, 1) offsets, not a funnel.
+    """
     sigma = sigma_prior.create(f"{name}_sigma")
-    if sigma_prior.centered:
-        return pm.Normal(name, 0.0, sigma, dims=dim)
-    offset = pm.Normal(f"{name}_offset", 0.0, 1.0, dims=dim)
-    return pm.Deterministic(name, offset * sigma, dims=dim)
+    if centred_levels is None:
+        if sigma_prior.centered:
+            return pm.Normal(name, 0.0, sigma, dims=dim)
+        offset = pm.Normal(f"{name}_offset", 0.0, 1.0, dims=dim)
+        return pm.Deterministic(name, offset * sigma, dims=dim)
+    centred = np.flatnonzero(centred_levels)
+    other = np.flatnonzero(~centred_levels)
+    effect = pt.zeros(len(centred_levels))
+    if len(centred):
+        effect = pt.set_subtensor(effect[centred], pm.Normal(f"{name}_centred", 0.0, sigma, shape=len(centred)))
+    if len(other):
+        effect = pt.set_subtensor(effect[other], pm.Normal(f"{name}_offset", 0.0, 1.0, shape=len(other)) * sigma)
+    return pm.Deterministic(name, effect, dims=dim)
+
+
+def levels_with_data(index: np.ndarray, n_levels: int, rows: np.ndarray, minimum: int = CENTRED_MIN_ROWS) -> np.ndarray:
+    """Which levels of a group have at least ``minimum`` of the given rows."""
+    return np.bincount(index[rows], minlength=n_levels) >= minimum
 
 
 def projection_on_controls(controls: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -67,7 +100,7 @@ def _shifted(prior: Prior, name: str, shift, **dims):
 
 
 def _linear_predictor(tag, potential, controls, country_idx, year_idx, priors, keys, weights,
-                      parameterisation, country_effects, year_effects):
+                      parameterisation, country_effects, year_effects, centred_rows=None):
     """a + beta * potential + gamma' X (+ u_country + v_year), for one part of the model.
 
     ``parameterisation == "orthogonal"`` samples the same model in other coordinates.
@@ -98,19 +131,24 @@ def _linear_predictor(tag, potential, controls, country_idx, year_idx, priors, k
             gamma = _shifted(priors[gamma_key], f"{tag}gamma_orth", beta * coefficients[1:], dims="control")
             pm.Deterministic(f"{tag}gamma", gamma - beta * coefficients[1:], dims="control")
             eta = eta + pt.dot(controls, gamma)
-    if country_effects:
-        eta = eta + group_effect(f"{tag}country_effect", priors["country_sigma"], "country")[country_idx]
-    if year_effects:
-        eta = eta + group_effect(f"{tag}year_effect", priors["year_sigma"], "year")[year_idx]
+    for wanted, group, index in ((country_effects, "country", country_idx), (year_effects, "year", year_idx)):
+        if not wanted:
+            continue
+        n_levels = len(pm.modelcontext(None).coords[group])
+        centred = None if centred_rows is None else levels_with_data(index, n_levels, centred_rows)
+        eta = eta + group_effect(f"{tag}{group}_effect", priors[f"{group}_sigma"], group, centred)[index]
     return eta
 
 
 def gaussian_contribution(
     potential, share: np.ndarray, controls: np.ndarray, country_idx: np.ndarray, year_idx: np.ndarray,
     priors: dict[str, Prior], country_effects: bool = True, year_effects: bool = True,
-    parameterisation: str = "direct",
+    parameterisation: str = "direct", centring: str = "prior",
 ):
-    """Register the Gaussian regression on the standardised share; return ``potential_effect``."""
+    """Register the Gaussian regression on the standardised share; return ``potential_effect``.
+
+    ``centring`` is accepted for a common signature; every row is in this likelihood, so the
+    prior files' ``centered`` flags decide."""
     require(priors, "contribution", GAUSSIAN_PRIORS)
     _check_parameterisation(parameterisation)
     centre, scale = float(share.mean()), float(share.std())
@@ -127,7 +165,7 @@ def gaussian_contribution(
 def hurdle_contribution(
     potential, share: np.ndarray, controls: np.ndarray, country_idx: np.ndarray, year_idx: np.ndarray,
     priors: dict[str, Prior], country_effects: bool = True, year_effects: bool = True,
-    parameterisation: str = "direct",
+    parameterisation: str = "direct", centring: str = "prior",
 ):
     """Register the hurdle log-normal regression; return ``potential_effect`` on the expected share.
 
@@ -137,6 +175,8 @@ def hurdle_contribution(
     """
     require(priors, "hurdle", HURDLE_PRIORS)
     _check_parameterisation(parameterisation)
+    if centring not in CENTRINGS:
+        raise ValueError(f"model.centring = {centring!r}; choose one of {list(CENTRINGS)}")
     positive = share > 0
     if positive.sum() < 2:
         raise ValueError("the hurdle family needs at least two positive shares")
@@ -149,7 +189,7 @@ def hurdle_contribution(
     mu = log_centre + _linear_predictor(
         "log_", potential, controls, country_idx, year_idx, priors,
         ("intercept_log", "beta_log", "gamma_log"), positive.astype("float64"),
-        parameterisation, country_effects, year_effects,
+        parameterisation, country_effects, year_effects, positive if centring == "by_data" else None,
     )
     sigma = priors["sigma_log"].create("log_sigma")
     psi = pm.math.invlogit(eta)
