@@ -43,7 +43,7 @@ DEFAULTS: dict = {
         "parameterisation": "orthogonal",
         # group effects: "prior" (each prior's `centered` flag) or "by_data" (hurdle log part:
         # centred for states and years with >= 3 positive shares, non-centred otherwise)
-        "centring": "prior",
+        "centring": "by_data",
     },
     # adaptation (nutpie only): "diag" mass matrix, or "low_rank" for correlated posteriors
     "sampler": {"backend": "nutpie", "chains": 4, "draws": 1000, "tune": 1000, "target_accept": 0.9,
