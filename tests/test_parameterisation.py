@@ -25,6 +25,7 @@ def _random_point(model, rng):
     return {k: v + rng.normal(0, 0.3, size=np.shape(v)) for k, v in model.initial_point().items()}
 
 
+@pytest.mark.slow  # two joint-model compilations per family
 @pytest.mark.parametrize("family", ["hurdle", "gaussian"])
 def test_orthogonal_log_density_equals_direct_at_the_mapped_point(hurdle_inputs, family):
     """logp_orthogonal(a + beta b0, beta, gamma + beta b, rest) == logp_direct(a, beta, gamma, rest)
