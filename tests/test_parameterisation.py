@@ -106,7 +106,7 @@ def test_both_parameterisations_give_one_posterior_of_the_effect(simulated_hurdl
     _, fits = simulated_hurdle_fits
     stats = {}
     for name, idata in fits.items():
-        effect = idata["posterior"][["potential_effect"]]
+        effect = idata["posterior"].to_dataset()[["potential_effect"]]
         stats[name] = {
             "mean": float(effect["potential_effect"].mean()),
             "sd": float(effect["potential_effect"].std()),
