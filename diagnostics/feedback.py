@@ -40,11 +40,3 @@ def compute_feedback(joint: xr.DataTree, measurement: xr.DataTree, us_alliances=
     table = pd.concat(frames, ignore_index=True)
     table["flag"] = table["shift_sd"].abs() > threshold
     return table
-
-
-def chain_modes(idata: xr.DataTree, var_name: str = "potential_effect") -> pd.DataFrame:
-    """Per-chain mean and SD of ``var_name``: chains settled in different modes show up here
-    long before anyone reads an R-hat."""
-    draws = idata["posterior"][var_name]
-    return pd.DataFrame({"chain_mean": draws.mean("draw").to_numpy(), "chain_sd": draws.std("draw").to_numpy()},
-                        index=pd.Index(draws["chain"].to_numpy(), name="chain"))

@@ -11,14 +11,13 @@ import arviz as az
 import numpy as np
 import pandas as pd
 import xarray as xr
+from allypot.diagnostics.modes import ChainModes
 
 HEADLINE = ("potential_effect", "beta", "logit_beta", "log_beta", "projection_slope", "projection_intercept", "sigma")
 INTERVAL_PROB = 0.9
 # Vehtari et al. (2021): rank-normalised split R-hat below 1.01, bulk ESS above 100 per chain
 RHAT_MAX = 1.01
 ESS_PER_CHAIN_MIN = 100
-# chain means further apart than this many pooled within-chain SDs: chains sit in different modes
-CHAIN_SPLIT_SDS = 3.0
 
 
 def headline_summary(idata: xr.DataTree, var_names=HEADLINE, prob: float = INTERVAL_PROB) -> pd.DataFrame:
@@ -66,24 +65,7 @@ def sampler_health(idata: xr.DataTree) -> dict:
     }
 
 
-def chain_split(idata: xr.DataTree, var_names=HEADLINE) -> dict[str, float]:
-    """Spread of chain means in pooled within-chain SDs, per scalar headline term.
-
-    Hook for chain-mode detection: ``diagnostics/modes.py`` (when present) gives the full
-    picture; this is the minimal check every summary runs.
-    """
-    post = idata["posterior"]
-    spread = {}
-    for name in var_names:
-        if name in post.data_vars and set(post[name].dims) == {"chain", "draw"} and post.sizes["chain"] > 1:
-            draws = post[name].to_numpy()
-            within = float(np.sqrt(draws.var(axis=1, ddof=1).mean()))
-            means = draws.mean(axis=1)
-            spread[name] = float((means.max() - means.min()) / within) if within > 0 else float("inf")
-    return spread
-
-
-def convergence_warnings(summary: pd.DataFrame, health: dict, split: dict[str, float] | None = None,
+def convergence_warnings(summary: pd.DataFrame, health: dict, modes: ChainModes | None = None,
                          within_fit_rhat: float | None = None) -> list[str]:
     """One line per failed check (R-hat, bulk ESS, divergences, chains in different modes).
 
@@ -104,9 +86,10 @@ def convergence_warnings(summary: pd.DataFrame, health: dict, split: dict[str, f
                 warnings.append(f"bulk ESS of {name} is {row['ess_bulk']:.0f} (< {ess_min}: {ESS_PER_CHAIN_MIN} per chain)")
         if health["max_rhat"] > RHAT_MAX and health["max_rhat_parameter"] not in summary.index:
             warnings.append(f"R-hat of {health['max_rhat_parameter']} is {health['max_rhat']:.2f} (> {RHAT_MAX})")
-        for name, sds in (split or {}).items():
-            if sds > CHAIN_SPLIT_SDS:
-                warnings.append(f"chain means of {name} are {sds:.1f} within-chain SDs apart: chains sit in different modes")
+        if modes is not None:
+            for row in modes.table[modes.table["split"]].itertuples():
+                warnings.append(f"chain means of {row.parameter} are {row.gap_sd:.1f} within-chain SDs apart: "
+                                f"chains sit in different modes ({row.modes})")
     if health["divergences"]:
         warnings.append(f"{health['divergences']} divergent transitions: the sampler missed part of the posterior")
     return warnings

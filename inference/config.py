@@ -14,7 +14,7 @@ import tomllib
 from pathlib import Path
 
 from allypot.models.compose import ModelOptions
-from allypot.models.contribution import FAMILIES
+from allypot.models.contribution import CENTRINGS, FAMILIES, PARAMETERISATIONS
 from allypot.models.dyad_depth import AGGREGATIONS
 from allypot.models.inputs import ALLIANCE_UNIVERSES, DEFAULT_ITEM_SET, DEFAULT_UNIVERSE, ITEM_SETS, OUTCOMES
 from allypot.models.potential import PROJECTIONS
@@ -45,6 +45,12 @@ DEFAULTS: dict = {
         # MODEL.md Part D: mu = a0 + beta * potential + gamma'X + u_i + v_t
         "year_effects": True,
         "country_effects": True,
+        # coordinates the sampler moves in the contribution part (models/contribution.py):
+        # "orthogonal" (potential's residual on the controls) or "direct"; same posterior
+        "parameterisation": "orthogonal",
+        # group effects: "prior" (each prior's `centered` flag) or "by_data" (hurdle log part:
+        # centred for states and years with >= 3 positive shares, non-centred otherwise)
+        "centring": "by_data",
     },
     # adaptation (nutpie only): "diag" mass matrix, or "low_rank" for correlated posteriors
     "sampler": {"backend": "nutpie", "chains": 4, "draws": 1000, "tune": 1000, "target_accept": 0.9,
@@ -62,6 +68,8 @@ CHOICES = {
     ("model", "preference"): MEASURES,
     ("model", "projection"): PROJECTIONS,
     ("model", "depth_aggregation"): AGGREGATIONS,
+    ("model", "parameterisation"): PARAMETERISATIONS,
+    ("model", "centring"): CENTRINGS,
     ("sampler", "backend"): BACKENDS,
     ("sampler", "adaptation"): ADAPTATIONS,
     ("data", "outcome"): OUTCOMES,
@@ -201,6 +209,8 @@ def model_options(config: dict) -> ModelOptions:
         softmax_temperature=float(m["softmax_temperature"]),
         country_effects=bool(m["country_effects"]),
         year_effects=bool(m["year_effects"]),
+        parameterisation=m["parameterisation"],
+        centring=m["centring"],
     )
 
 

@@ -9,9 +9,9 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 import xarray as xr
-from allypot.diagnostics.feedback import chain_modes, compute_feedback
+from allypot.diagnostics.feedback import compute_feedback
+from allypot.diagnostics.modes import ChainModes, detect_chain_modes
 from allypot.diagnostics.summary import (
-    chain_split,
     convergence_warnings,
     format_warnings,
     headline_summary,
@@ -59,7 +59,8 @@ def run_warnings(result: ModeResult, summary: pd.DataFrame, health: dict) -> lis
     """The failed convergence checks of one mode's posterior (see diagnostics.summary)."""
     if "cut_max_rhat_within_fit" in result.info:
         return convergence_warnings(summary, health, within_fit_rhat=result.info["cut_max_rhat_within_fit"])
-    return convergence_warnings(summary, health, chain_split(result.idata))
+    modes = detect_chain_modes(result.idata) if result.idata["posterior"].sizes["chain"] > 1 else None
+    return convergence_warnings(summary, health, modes)
 
 
 def _save(config: dict, result: ModeResult, inputs: ModelInputs, tables_dir: Path, runs_dir: Path,
@@ -160,7 +161,8 @@ def compare_modes(config: dict, tables_dir: Path, runs_dir: Path, progress: bool
     table["width_90"] = table["q95"] - table["q05"]
     us_alliances = np.unique(inputs.alliances[inputs.ally_matrix[inputs.ally_matrix >= 0]])
     feedback = compute_feedback(results["joint"].idata, measurement.idata, us_alliances)
-    report = comparison_report(config, table, feedback, chain_modes(results["joint"].idata), paths, warnings)
+    modes = detect_chain_modes(results["joint"].idata, us_alliances=us_alliances)
+    report = comparison_report(config, table, feedback, modes, paths, warnings)
     report_path = Path(runs_dir) / f"{paths['joint'].name.split('-', 1)[0]}-{config['run']['name']}-compare.md"
     report_path.write_text(report)
     print(report)
@@ -176,7 +178,7 @@ def effect_row(summary: pd.DataFrame, result: ModeResult, warnings: list[str]) -
             "divergences": result.info.get("divergences", 0), "checks_passed": not warnings}
 
 
-def comparison_report(config: dict, table: pd.DataFrame, feedback: pd.DataFrame, modes: pd.DataFrame,
+def comparison_report(config: dict, table: pd.DataFrame, feedback: pd.DataFrame, modes: ChainModes,
                       paths: dict[str, Path], warnings: dict[str, list[str]]) -> str:
     """Markdown: the effect under each mode, convergence, and the outcome's feedback."""
     lines = [
@@ -194,8 +196,10 @@ def comparison_report(config: dict, table: pd.DataFrame, feedback: pd.DataFrame,
         if failed:
             lines += [f"**Warning: {mode} failed {len(failed)} convergence check(s)**; do not read its effect as a "
                       "posterior summary:", ""] + [f"- {w}" for w in failed] + [""]
-    if warnings.get("joint"):
-        lines += ["Per-chain means of the joint effect:", "", markdown_table(modes, index=True, floatfmt="{:.5f}"), ""]
+    lines += [f"Joint chains: {modes.describe()}", ""]
+    flagged_chains = modes.table[modes.table["verdict"] != "agree"]
+    if len(flagged_chains):
+        lines += [markdown_table(flagged_chains[["parameter", "verdict", "rhat", "gap_sd", "modes"]], floatfmt="{:.3f}"), ""]
     flagged = feedback[feedback["flag"]]
     lines += [
         "## Feedback of the outcome on the measures",

@@ -21,7 +21,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pymc as pm
 from allypot.models.contribution import (
+    CENTRINGS,
     FAMILIES,
+    PARAMETERISATIONS,
     FAMILY_TO_PRIOR_COMPONENT,
     FAMILY_TO_REGRESSION,
 )
@@ -43,6 +45,8 @@ class ModelOptions:
     softmax_temperature: float = 0.05
     country_effects: bool = True
     year_effects: bool = True
+    parameterisation: str = "orthogonal"  # measured faster on the real panel (bench/benchmark.py)
+    centring: str = "by_data"
 
     def __post_init__(self):
         for value, allowed, name in [
@@ -50,6 +54,8 @@ class ModelOptions:
             (self.preference, MEASURES, "preference"),
             (self.projection, PROJECTIONS, "projection"),
             (self.depth_aggregation, AGGREGATIONS, "depth_aggregation"),
+            (self.parameterisation, PARAMETERISATIONS, "parameterisation"),
+            (self.centring, CENTRINGS, "centring"),
         ]:
             if value not in allowed:
                 raise ValueError(f"model.{name} = {value!r}; choose one of {list(allowed)}")
@@ -87,6 +93,8 @@ def _contribution(potential, inputs: ModelInputs, options: ModelOptions, priors:
         priors[FAMILY_TO_PRIOR_COMPONENT[options.family]],
         country_effects=options.country_effects,
         year_effects=options.year_effects,
+        parameterisation=options.parameterisation,
+        centring=options.centring,
     )
 
 

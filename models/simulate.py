@@ -37,7 +37,8 @@ def simulate_inputs(
 
     ``beta`` is the potential coefficient of the linear predictor (for the Gaussian family the
     share is ``0.01 + 0.01 * (linear predictor + noise)``, so the true ``potential_effect``
-    is ``0.01 * beta``). Fewer ``votes_per_year`` make preferences, and so potential, less
+    is ``0.01 * beta``; for the hurdle family both parts share the linear predictor and the
+    true effect is the average derivative of the expected share). Fewer ``votes_per_year`` make preferences, and so potential, less
     certain.
     """
     rng = np.random.default_rng(seed)
@@ -86,8 +87,11 @@ def simulate_inputs(
     else:
         p = 1 / (1 + np.exp(-(-0.5 + linear)))
         positive = rng.random(len(rows)) < p
-        outcome = np.where(positive, np.exp(-6 + linear + rng.normal(0, 0.5, size=len(rows))), 0.0)
-        truth_effect = None
+        log_sigma = 0.5
+        outcome = np.where(positive, np.exp(-6 + linear + rng.normal(0, log_sigma, size=len(rows))), 0.0)
+        # average derivative of E[share] = p * exp(mu + sigma^2 / 2) w.r.t. potential, as the model defines it
+        positive_mean = np.exp(-6 + linear + log_sigma**2 / 2)
+        truth_effect = float(np.mean(p * (1 - p) * beta * positive_mean + p * positive_mean * beta))
     inputs = ModelInputs(
         rows=rows,
         countries=countries,

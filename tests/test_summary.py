@@ -4,8 +4,8 @@ on synthetic posteriors whose answer is known."""
 import arviz as az
 import numpy as np
 import pytest
+from allypot.diagnostics.modes import detect_chain_modes
 from allypot.diagnostics.summary import (
-    chain_split,
     convergence_warnings,
     format_warnings,
     headline_summary,
@@ -27,7 +27,7 @@ def posterior(effect: np.ndarray, divergent: int = 0):
 
 def checks(idata):
     summary = headline_summary(idata)
-    return convergence_warnings(summary, sampler_health(idata), chain_split(idata))
+    return convergence_warnings(summary, sampler_health(idata), detect_chain_modes(idata))
 
 
 @pytest.fixture
@@ -71,7 +71,7 @@ def test_chains_in_two_modes_are_flagged(two_modes):
     assert any(w.startswith("R-hat of potential_effect") for w in warnings)
     assert any(w.startswith("bulk ESS of potential_effect") for w in warnings)
     assert any("chains sit in different modes" in w for w in warnings)
-    assert chain_split(two_modes)["potential_effect"] > 10
+    assert detect_chain_modes(two_modes).table.set_index("parameter").loc["potential_effect", "gap_sd"] > 10
     assert "WARNING" in format_warnings(warnings, "this joint fit")
 
 
