@@ -1,0 +1,1 @@
+"""Sensitivity of the headline effect to the published choices: the audit and the grid."""
