@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?= inference/configs/joint_default.toml
 
-.PHONY: install run test data raw-manifest report replicate bench clean-runs
+.PHONY: install run test data raw-manifest report replicate audit-report bench clean-runs
 
 $(BIN)/allypot: pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ report: install
 
 replicate: install
 	$(BIN)/allypot replicate
+
+# reports/audit.md, .csv, .png: the audit of Table 1, MCMC steps fitted with the light sampler
+# where no matching run folder exists in runs/
+audit-report: install
+	$(BIN)/allypot audit --out reports --fit --quick
 
 bench: install
 	$(BIN)/python bench/benchmark.py

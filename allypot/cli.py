@@ -76,6 +76,17 @@ def _replicate(args) -> int:
     return 0
 
 
+def _audit(args) -> int:
+    from datetime import datetime, timezone
+
+    from allypot.sensitivity.audit import run_audit
+
+    out = Path(args.out) if args.out else Path(args.runs) / f"audit-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}"
+    run_audit(Path(args.tables), out, Path(args.runs), bayes=args.bayes, fit=args.fit, quick=args.quick,
+              mcmc_specs=tuple(args.mcmc_specs), draws=args.draws, chains=args.chains, seed=args.seed)
+    return 0
+
+
 def _priors_check(args) -> int:
     from allypot.inference.config import load_config
     from allypot.inference.prior_check import write_prior_check
@@ -140,6 +151,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--draws", type=int, default=1000)
     p.add_argument("--seed", type=int, default=20011007)
     p.set_defaults(func=_replicate)
+
+    p = sub.add_parser("audit", help="published Table 1 -> joint model, one repair at a time (sensitivity/audit.py)")
+    p.add_argument("--tables", default=str(TABLES_DIR))
+    p.add_argument("--runs", default=str(RUNS_DIR), help="run folders to reuse (and where --fit writes)")
+    p.add_argument("--out", default=None, help="output folder (default runs/audit-<stamp>; `--out reports` "
+                   "regenerates the committed reports/audit.md)")
+    p.add_argument("--bayes", action="store_true", help="also fit the Bambi twin of every OLS cell (slow)")
+    p.add_argument("--fit", action="store_true", help="fit the MCMC steps that have no matching run folder")
+    p.add_argument("--quick", action="store_true", help="MCMC steps with the light sampler (stated in the output)")
+    p.add_argument("--mcmc-specs", nargs="+", default=["political"],
+                   choices=["baseline", "political", "all_controls", "fixed_effects"])
+    p.add_argument("--draws", type=int, default=1000, help="Bambi draws (and tuning steps)")
+    p.add_argument("--chains", type=int, default=4, help="Bambi chains")
+    p.add_argument("--seed", type=int, default=20011007)
+    p.set_defaults(func=_audit)
 
     priors = sub.add_parser("priors", help="prior predictive checks").add_subparsers(dest="action", required=True)
     p = priors.add_parser("check", help="draw from the prior predictive and plot shares, depths and agreement")
