@@ -584,12 +584,12 @@ def forest_figure(results: pd.DataFrame, path: Path, sd_for_mcmc: dict[str, floa
     labels = [BASELINE_LABEL] + [s.label for s in STEPS]
     fig, axes = plt.subplots(1, len(specs), figsize=(4.2 * len(specs), 6.5), sharey=True, squeeze=False)
     for ax, spec in zip(axes[0], specs):
-        for offset, path, style in ((-0.18, "cumulative", "o"), (0.18, "alone", "s")):
-            sub = ols[(ols["spec"] == spec) & (ols["path"] == path)].dropna(subset=["est_sd"])
+        for offset, route, style in ((-0.18, "cumulative", "o"), (0.18, "alone", "s")):
+            sub = ols[(ols["spec"] == spec) & (ols["path"] == route)].dropna(subset=["est_sd"])
             y = np.array([labels.index(s) for s in sub["step"]]) + offset
             ax.errorbar(sub["est_sd"], y, xerr=[sub["est_sd"] - sub["lo_sd"], sub["hi_sd"] - sub["est_sd"]],
-                        fmt=style, mfc="C0" if path == "cumulative" else "white", color="C0" if path == "cumulative"
-                        else "C1", ms=5, capsize=2, label=f"{path}")
+                        fmt=style, mfc="C0" if route == "cumulative" else "white",
+                        color="C0" if route == "cumulative" else "C1", ms=5, capsize=2, label=route)
         ax.axvline(0, color="grey", lw=0.8)
         ax.set_title(SPECIFICATIONS[spec].label)
         ax.set_xlabel("effect per SD of potential (95% / MCMC 90%)")
