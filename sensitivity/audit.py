@@ -568,6 +568,25 @@ def verdict(results: pd.DataFrame) -> list[str]:
     return lines
 
 
+def mcmc_verdict(results: pd.DataFrame) -> list[str]:
+    """One sentence per specification with MCMC steps: the effect under plug-in, cut and joint."""
+    mcmc = results[results["method"].isin(MCMC_MODES)]
+    lines = []
+    for spec, rows in mcmc.groupby("spec", sort=False):
+        parts = []
+        for row in rows.itertuples():
+            if pd.isna(row.estimate):
+                parts.append(f"{row.method}: not yet run")
+                continue
+            sign = "excludes 0" if row.lower > 0 or row.upper < 0 else "includes 0"
+            parts.append(f"{row.method} {row.estimate:.4f} [{row.lower:.4f}, {row.upper:.4f}] "
+                         f"(90% interval {sign}, max R-hat {row.rhat:.2f})")
+        lines.append(f"**{SPECIFICATIONS[spec].label}, the project's hurdle model** (effect on the expected share, "
+                     f"cumulative only: these estimate the project's model, which has no published-data version): "
+                     + "; ".join(parts) + ".")
+    return lines
+
+
 def forest_figure(results: pd.DataFrame, path: Path, sd_for_mcmc: dict[str, float]) -> None:
     """Forest plot per specification: effect per SD of potential with its interval, cumulative
     steps (filled) and single repairs on the published data (open); MCMC rows scaled by the SD
@@ -687,5 +706,6 @@ def audit_report(results: pd.DataFrame, finding: dict, potential_note: str, mcmc
         markdown_table(n_changes),
         "## Verdict",
         *verdict(results),
+        *mcmc_verdict(results),
     ]
     return "\n\n".join(parts) + "\n"

@@ -251,3 +251,16 @@ def test_mcmc_steps_without_run_folders_say_not_yet_run(tmp_path):
     rows, notes = run_mcmc_steps(TABLES_DIR, tmp_path, ["political"], fit=False, quick=True)
     assert len(rows) == 3 and ("estimate" not in rows or rows["estimate"].isna().all())
     assert rows["n_change"].str.startswith("not yet run").all() and notes == []
+
+
+@pytest.mark.slow
+def test_audit_writes_report_table_and_figure_outside_the_repository(tmp_path):
+    """OLS-only audit (no run folder, no fit): the MCMC steps and step 5 say they were not run."""
+    from allypot.sensitivity.audit import run_audit
+
+    results = run_audit(TABLES_DIR, tmp_path / "out", tmp_path / "runs", fit=False)
+    text = (tmp_path / "out" / "audit.md").read_text()
+    assert (tmp_path / "out" / "audit.png").stat().st_size > 10_000
+    assert len(pd.read_csv(tmp_path / "out" / "audit.csv")) == len(results)
+    assert "not yet run" in text and text.count("**") >= 2 * 4
+    assert reproduces_table1(results)["matches_print"].all()
