@@ -610,6 +610,7 @@ def forest_figure(results: pd.DataFrame, path: Path, sd_for_mcmc: dict[str, floa
                         fmt=style, mfc="C0" if route == "cumulative" else "white",
                         color="C0" if route == "cumulative" else "C1", ms=5, capsize=2, label=route)
         ax.axvline(0, color="grey", lw=0.8)
+        ax.xaxis.set_major_locator(plt.MaxNLocator(4))
         ax.set_title(SPECIFICATIONS[spec].label)
         ax.set_xlabel("effect per SD of potential (95% / MCMC 90%)")
     axes[0][0].set_yticks(range(len(labels)), labels)
