@@ -478,7 +478,7 @@ def run_mcmc_steps(tables_dir: Path, runs_dir: Path, specs: list[str], fit: bool
         if any(p is None for p in paths.values()) and fit:
             _, fitted = compare_modes(config, Path(tables_dir), Path(runs_dir), progress=False)
             paths = {mode: fitted[mode] for mode in MCMC_MODES}
-            notes.append(f"{spec}: fitted {', '.join(p.name for p in paths.values())}")
+            notes.append(f"{spec}: fitted now")
         for mode in MCMC_MODES:
             row = {"path": "cumulative", "step": labels[mode], "flags": mode, "spec": spec, "method": mode}
             if paths[mode] is None:
@@ -487,13 +487,15 @@ def run_mcmc_steps(tables_dir: Path, runs_dir: Path, specs: list[str], fit: bool
             idata, _, meta = load_run(paths[mode])
             effect = effect_row(idata)
             excluded = "; ".join(f"-{n} {why}" for why, n in meta["sample"]["excluded"].items() if n)
-            health = meta.get("health", {})
+            # a cut run pools fits made with different potentials: its R-hat is the worst within one fit
+            rhat = meta["sampler"].get("cut_max_rhat_within_fit", meta.get("health", {}).get("max_rhat"))
             rows.append(row | {"estimate": effect["median"], "lower": effect["q05"], "upper": effect["q95"],
                                "n": int(meta["sample"]["rows"]),
                                "n_change": f"project's sample of the rebuilt panel ({excluded or 'nothing excluded'})",
-                               "rhat": health.get("max_rhat"), "run": paths[mode].name})
-            if not notes or spec not in notes[-1]:
-                notes.append(f"{spec}/{mode}: run {paths[mode].name}")
+                               "rhat": rhat, "run": paths[mode].name})
+        used = [f"{mode} {paths[mode].name}" for mode in MCMC_MODES if paths[mode] is not None]
+        if used:
+            notes.append(f"{spec}: " + ", ".join(used))
     return pd.DataFrame(rows), notes
 
 
@@ -580,7 +582,7 @@ def mcmc_verdict(results: pd.DataFrame) -> list[str]:
                 continue
             sign = "excludes 0" if row.lower > 0 or row.upper < 0 else "includes 0"
             parts.append(f"{row.method} {row.estimate:.4f} [{row.lower:.4f}, {row.upper:.4f}] "
-                         f"(90% interval {sign}, max R-hat {row.rhat:.2f})")
+                         f"(90% interval {sign}, worst R-hat of any parameter {row.rhat:.2f})")
         lines.append(f"**{SPECIFICATIONS[spec].label}, the project's hurdle model** (effect on the expected share, "
                      f"cumulative only: these estimate the project's model, which has no published-data version): "
                      + "; ".join(parts) + ".")
@@ -661,7 +663,7 @@ def audit_report(results: pd.DataFrame, finding: dict, potential_note: str, mcmc
     items = pd.DataFrame({"item": list(finding["r_items_kent"]),
                           "r with published (Kent) score": list(finding["r_items_kent"].values()),
                           "r with B&C Depth.score": list(finding["r_items_bc"].values())})
-    n_changes = results[(results["method"] == "ols") & (results["n_change"] != "")][
+    n_changes = results[results["method"].isin(["ols", *MCMC_MODES]) & (results["n_change"] != "")][
         ["path", "step", "spec", "n", "n_change"]]
     methods = ("ols", *MCMC_MODES)
     parts = [
