@@ -2,6 +2,7 @@
 and raw files), N explained at every step, and each repair changing what it says it changes."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -264,3 +265,13 @@ def test_audit_writes_report_table_and_figure_outside_the_repository(tmp_path):
     assert len(pd.read_csv(tmp_path / "out" / "audit.csv")) == len(results)
     assert "not yet run" in text and text.count("**") >= 2 * 4
     assert reproduces_table1(results)["matches_print"].all()
+
+
+def test_cli_audit_defaults_write_under_runs_not_into_tracked_files():
+    from allypot.cli import build_parser
+
+    args = build_parser().parse_args(["audit", "--quick"])
+    assert args.out is None and Path(args.runs).name == "runs"
+    assert not args.fit and not args.bayes and args.mcmc_specs == ["political"]
+    # runs/ is ignored by git, so a default audit never touches a tracked file
+    assert "runs/" in (REPO_ROOT / ".gitignore").read_text().split()
