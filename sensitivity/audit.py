@@ -352,6 +352,10 @@ def estimate_step(panel: pd.DataFrame, flags, specs: list[str], bayes: bool, bam
         s = step_specification(spec, flags, panel)
         frame = term_frame(panel, s)
         complete = frame[np.isfinite(frame.to_numpy(dtype="float64")).all(axis=1)]
+        # a year absent from the sample (all controls: GDP ends in 2012) has a constant dummy,
+        # which Bambi refuses; dropping it changes nothing in OLS
+        constant = [t for t in s.terms if t.startswith(YEAR_PREFIX) and complete[t].nunique() < 2]
+        s = Specification(s.label, tuple(t for t in s.terms if t not in constant), s.fixed_effects)
         sd = float(complete["potential"].std())
         with threadpool_limits(limits=1, user_api="blas"), warnings.catch_warnings():
             warnings.simplefilter("ignore", SingularMatrixWarning)

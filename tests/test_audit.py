@@ -275,3 +275,17 @@ def test_cli_audit_defaults_write_under_runs_not_into_tracked_files():
     assert not args.fit and not args.bayes and args.mcmc_specs == ["political"]
     # runs/ is ignored by git, so a default audit never touches a tracked file
     assert "runs/" in (REPO_ROOT / ".gitignore").read_text().split()
+
+
+def test_year_dummies_absent_from_a_sample_are_dropped_before_fitting(tables, monkeypatch):
+    """All controls: no GDP after 2012, so those years' dummies are constant (Bambi refuses them)."""
+    import allypot.sensitivity.audit as audit
+
+    seen = []
+    monkeypatch.setattr(audit, "fit_ols", lambda panel, s: seen.append(s) or fit_ols(panel, s))
+    panel = audit_panel(tables, {"effects"})
+    audit.estimate_step(panel, {"effects"}, ["all_controls"], bayes=False, bambi_kw={})
+    years = [t for t in seen[0].terms if t.startswith("year_")]
+    sample = term_frame(panel, seen[0]).dropna()
+    assert 0 < len(years) < panel["year"].nunique() - 1
+    assert all(sample[t].nunique() == 2 for t in years)
