@@ -48,7 +48,6 @@ import numpy as np
 import pandas as pd
 
 from allypot.inference.replicate import (
-    COUNTRY_FACTOR,
     DERIVED_TERMS,
     EXCLUDED_CCODES,
     KEY,
