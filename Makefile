@@ -41,10 +41,10 @@ report: install
 replicate: install
 	$(BIN)/allypot replicate
 
-# reports/audit.md, .csv, .png: the audit of Table 1, MCMC steps fitted with the light sampler
+# reports/audit.md, .csv, .png: the audit of Table 1 (OLS and a short Bambi twin), MCMC steps fitted with the light sampler
 # where no matching run folder exists in runs/
 audit-report: install
-	$(BIN)/allypot audit --out reports --fit --quick
+	$(BIN)/allypot audit --out reports --fit --quick --bayes --draws 300 --chains 2
 
 bench: install
 	$(BIN)/python bench/benchmark.py

@@ -650,7 +650,8 @@ def run_audit(tables_dir: Path, out_dir: Path, runs_dir: Path, bayes: bool = Fal
                             & (results["method"] == "ols")].set_index("spec")
     sd_for_mcmc = (cumulative_6a["per_sd"] / cumulative_6a["estimate"]).to_dict()
     forest_figure(results, out_dir / "audit.png", sd_for_mcmc)
-    text = audit_report(results, finding, potential_note, mcmc_notes, quick, bayes, steps)
+    text = audit_report(results, finding, potential_note, mcmc_notes, quick, bayes and f"{chains} chains x {draws} draws",
+                        steps)
     (out_dir / "audit.md").write_text(text)
     print(text)
     print(f"written: {out_dir / 'audit.md'}, {out_dir / 'audit.csv'}, {out_dir / 'audit.png'}")
@@ -658,8 +659,9 @@ def run_audit(tables_dir: Path, out_dir: Path, runs_dir: Path, bayes: bool = Fal
 
 
 def audit_report(results: pd.DataFrame, finding: dict, potential_note: str, mcmc_notes: list[str], quick: bool,
-                 bayes: bool, steps: tuple[str, ...]) -> str:
-    """The markdown report: finding, reproduction check, step tables, N changes, verdict."""
+                 bayes: str | bool, steps: tuple[str, ...]) -> str:
+    """The markdown report: finding, reproduction check, step tables, N changes, verdict
+    (``bayes``: the Bambi sampler settings when the Bambi twin was fitted, else False)."""
     step_rows = pd.DataFrame([{"step": s.label, "what it changes": s.changes,
                                "run": "yes" if s.key in steps or s.mcmc_mode else "no (needs the plug-in potential)"}
                               for s in STEPS])
@@ -699,7 +701,7 @@ def audit_report(results: pd.DataFrame, finding: dict, potential_note: str, mcmc
         markdown_table(wide_table(results, "alone", "ols")),
     ]
     if bayes:
-        parts += ["## Bambi twin (posterior mean [95% interval])",
+        parts += [f"## Bambi twin (posterior mean [95% interval]; default priors, {bayes}): cumulative, then alone",
                   markdown_table(wide_table(results, "cumulative", "bambi")),
                   markdown_table(wide_table(results, "alone", "bambi"))]
     per_sd = results[results["method"] == "ols"].pivot_table(index=["path", "step"], columns="spec",
