@@ -13,7 +13,7 @@ BIN := $(VENV)/bin
 CONFIG ?= inference/configs/joint_default.toml
 PYTEST := MPLBACKEND=Agg $(BIN)/python -m pytest -q
 
-.PHONY: install run fit priors test test-fast data raw-manifest report replicate reports bench clean-runs chromium
+.PHONY: install run fit priors test test-fast data raw-manifest report replicate reports audit-report bench clean-runs chromium
 
 $(BIN)/allypot: pyproject.toml requirements.lock
 	@echo "installing the pinned dependencies into $(VENV)/ (a few minutes the first time)"
@@ -55,6 +55,11 @@ raw-manifest: install
 # Table 1, published vs rebuilt panel, into a new folder under runs/
 replicate: install
 	$(BIN)/allypot replicate
+
+# reports/audit.md, .csv, .png: the audit of Table 1 (OLS and a short Bambi twin), MCMC steps fitted with the light sampler
+# where no matching run folder exists in runs/
+audit-report: install
+	$(BIN)/allypot audit --out reports --fit --quick --bayes --draws 300 --chains 2
 
 bench: install
 	$(BIN)/python bench/benchmark.py

@@ -114,6 +114,17 @@ def _replicate(args) -> int:
     return 0
 
 
+def _audit(args) -> int:
+    from datetime import datetime, timezone
+
+    from allypot.sensitivity.audit import run_audit
+
+    out = Path(args.out) if args.out else Path(args.runs) / f"audit-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}"
+    run_audit(Path(args.tables), out, Path(args.runs), bayes=args.bayes, fit=args.fit, quick=args.quick,
+              mcmc_specs=tuple(args.mcmc_specs), draws=args.draws, chains=args.chains, seed=args.seed)
+    return 0
+
+
 def _priors_check(args) -> int:
     from allypot.inference.config import load_config, use_tables_dir
     from allypot.inference.prior_check import write_prior_check
@@ -230,6 +241,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--items", default="with_institutions", choices=["with_institutions", "benson_clinton"],
                    help="IRT item set (model.items; default: %(default)s)")
     p.set_defaults(func=_replicate)
+
+    p = sub.add_parser("audit", help="published Table 1 -> joint model, one repair at a time (sensitivity/audit.py)")
+    p.add_argument("--tables", default=str(TABLES_DIR))
+    p.add_argument("--runs", default=str(RUNS_DIR), help="run folders to reuse (and where --fit writes)")
+    p.add_argument("--out", default=None, help="output folder (default runs/audit-<stamp>; `--out reports` "
+                   "regenerates the committed reports/audit.md)")
+    p.add_argument("--bayes", action="store_true", help="also fit the Bambi twin of every OLS cell (slow)")
+    p.add_argument("--fit", action="store_true", help="fit the MCMC steps that have no matching run folder")
+    p.add_argument("--quick", action="store_true", help="MCMC steps with the light sampler (stated in the output)")
+    p.add_argument("--mcmc-specs", nargs="+", default=["political"],
+                   choices=["baseline", "political", "all_controls", "fixed_effects"])
+    p.add_argument("--draws", type=int, default=1000, help="Bambi draws (and tuning steps)")
+    p.add_argument("--chains", type=int, default=4, help="Bambi chains")
+    p.add_argument("--seed", type=int, default=20011007)
+    p.set_defaults(func=_audit)
+
 
     p = sub.add_parser("grid", help="fit every combination of a grid file's axes on Dask; effect table and forest plot",
                        description="Validate every cell of GRID, fit the cells not already in --runs (cached by run id) "

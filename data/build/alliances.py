@@ -68,6 +68,9 @@ PHASE_FILE = ATOP_DIR / "atop5_1aph.csv"
 INSTITUTION_FILE = ATOP_DIR / "atopinst5_1.csv"
 BC_SCORE_FILE = ATOP_DIR / "AllianceDataScoreJCR_RR.csv"
 BC_DRAWS_FILE = ATOP_DIR / "depth_factanal.csv"
+# the scores behind the published panel's ``depth`` (log(score + 2.141)); they run against
+# Benson & Clinton's Depth.score (r = -0.989), kept only so the audit can show it
+KENT_SCORE_FILE = ATOP_DIR / "AllianceDataScore_Kent.csv"
 
 US_CCODE = 2
 # ATOP 5.1 covers alliances through 2018; ``yrexit == 0`` / ``endyr == 0`` mean "still in
@@ -166,6 +169,10 @@ ALLIANCE_ITEMS_SCHEMA = TableSchema(
                unit="latent (B&C factor scale)", source="AllianceDataScoreJCR_RR.csv Depth.score"),
         Column("bc_depth_sd", "float", "posterior SD of the B&C depth score (SD over 1,000 draws of phi_k_1)",
                unit="latent (B&C factor scale)", source="depth_factanal.csv", min=0),
+        Column("kent_depth", "float",
+               "the score behind the published panel's depth (= log(kent_depth + 2.141)); runs AGAINST bc_depth "
+               "(r = -0.989), kept for the audit only, never as a depth measure; NaN if not scored",
+               unit="latent (reversed B&C scale)", source="AllianceDataScore_Kent.csv depth.score"),
     ),
     key=("atopid",),
 )
@@ -450,6 +457,11 @@ def build_alliance_items(raw_dir: Path, log: ExclusionLog, rules: AllianceRules 
         str(BC_SCORE_FILE), "B&C (ATOP 3.0) atopid not in ATOP 5.1: score cannot be attached", unmatched, ["atopid", "bc_depth"]
     )
     out = out.merge(bc, on="atopid", how="left", validate="one_to_one")
+    kent = pd.read_csv(raw_dir / KENT_SCORE_FILE).rename(columns={"V1": "atopid", "depth.score": "kent_depth"})
+    unmatched = kent[~kent["atopid"].isin(out["atopid"])]
+    log.exclude(str(KENT_SCORE_FILE), "scored atopid not in ATOP 5.1: score cannot be attached", unmatched,
+                ["atopid", "kent_depth"])
+    out = out.merge(kent[["atopid", "kent_depth"]], on="atopid", how="left", validate="one_to_one")
     return out[ALLIANCE_ITEMS_SCHEMA.column_names]
 
 
@@ -472,7 +484,7 @@ def write_alliance_tables(
     rules = rules or load_alliance_rules()
     items = build_alliance_items(raw_dir, log, rules)
     membership = build_us_membership(raw_dir, log)
-    item_files = (ALLIANCE_FILE, MEMBER_FILE, PHASE_FILE, INSTITUTION_FILE, BC_SCORE_FILE, BC_DRAWS_FILE)
+    item_files = (ALLIANCE_FILE, MEMBER_FILE, PHASE_FILE, INSTITUTION_FILE, BC_SCORE_FILE, BC_DRAWS_FILE, KENT_SCORE_FILE)
     tables = {
         "alliance_items": (items, ALLIANCE_ITEMS_SCHEMA, item_files),
         "us_alliance_membership": (membership, US_MEMBERSHIP_SCHEMA, (MEMBER_FILE, PHASE_FILE)),

@@ -24,6 +24,7 @@ RAW_INPUTS: tuple[Path, ...] = tuple(sorted({
     troops.PLACEMATS, troops.IISS_DEPLOYMENT, troops.IISS_TROOPS, troops.COW_SYSTEM, troops.COW_NMC,
     casualties.CASUALTIES,
     alliances.ALLIANCE_FILE, alliances.MEMBER_FILE, alliances.PHASE_FILE, alliances.INSTITUTION_FILE, alliances.BC_SCORE_FILE, alliances.BC_DRAWS_FILE,
+    alliances.KENT_SCORE_FILE,
     unvotes.VOTES_FILE, unvotes.ROLL_CALLS_FILE, unvotes.IDEAL_FILE, unvotes.SYSTEM_FILE,
     covariates.SYSTEM_FILE, covariates.DEMOCRACY_FILE, covariates.NMC_FILE, covariates.GDPPOP_FILE,
     covariates.COW_CAPITALS_FILE, covariates.GW_CAPITALS_FILE,
