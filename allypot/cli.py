@@ -42,7 +42,7 @@ def _stamp() -> str:
 
 
 def _data_build(args) -> int:
-    from allypot.data.build import build_all
+    from allypot.data.pipeline import build_all
 
     out = Path(args.out)
     codebook = Path(args.codebook) if args.codebook else out.parent / "CODEBOOK.md"
@@ -59,7 +59,7 @@ def _data_build(args) -> int:
 
 
 def _data_manifest(args) -> int:
-    from allypot.data.build.raw_inputs import write_project_manifest
+    from allypot.data.pipeline.raw_inputs import write_project_manifest
 
     path = write_project_manifest(Path(args.raw), Path(args.out))
     print(f"sha256 of the raw inputs no MANIFEST.sha256 covers written to {path}")
@@ -177,7 +177,7 @@ def _grid(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from allypot.data.build.raw_inputs import PROJECT_MANIFEST
+    from allypot.data.pipeline.raw_inputs import PROJECT_MANIFEST
 
     parser = Parser(prog="allypot", description=__doc__, epilog=WHERE_COMMANDS_WRITE)
     sub = parser.add_subparsers(dest="command", required=True)

@@ -1,18 +1,18 @@
 """Every derived table by name, with its schema: the single list the loaders, the build,
 the codebook and the integrity tests walk."""
 
-from allypot.data.build.alliances import ALLIANCE_ITEMS_SCHEMA, US_MEMBERSHIP_SCHEMA
-from allypot.data.build.casualties import CASUALTIES_SCHEMA
-from allypot.data.build.covariates import COVARIATES_SCHEMA
-from allypot.data.build.crosswalk import CROSSWALK_SCHEMA
-from allypot.data.build.panel import PANEL_SCHEMA
-from allypot.data.build.published import PUBLISHED_SCHEMA
-from allypot.data.build.troops import (
+from allypot.data.pipeline.alliances import ALLIANCE_ITEMS_SCHEMA, US_MEMBERSHIP_SCHEMA
+from allypot.data.pipeline.casualties import CASUALTIES_SCHEMA
+from allypot.data.pipeline.covariates import COVARIATES_SCHEMA
+from allypot.data.pipeline.crosswalk import CROSSWALK_SCHEMA
+from allypot.data.pipeline.panel import PANEL_SCHEMA
+from allypot.data.pipeline.published import PUBLISHED_SCHEMA
+from allypot.data.pipeline.troops import (
     ARMED_FORCES_SCHEMA,
     TROOP_OBSERVATIONS_SCHEMA,
     TROOPS_COUNTRY_YEAR_SCHEMA,
 )
-from allypot.data.build.unvotes import IDEAL_POINTS_SCHEMA, UN_AGREEMENT_SCHEMA
+from allypot.data.pipeline.unvotes import IDEAL_POINTS_SCHEMA, UN_AGREEMENT_SCHEMA
 
 SCHEMAS = {
     "panel": PANEL_SCHEMA,

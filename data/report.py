@@ -23,8 +23,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from allypot.data.build.alliances import in_universe  # noqa: E402
-from allypot.data.build.panel import coverage_by_year  # noqa: E402
+from allypot.data.pipeline.alliances import in_universe  # noqa: E402
+from allypot.data.pipeline.panel import coverage_by_year  # noqa: E402
 from allypot.data.catalog import SCHEMAS  # noqa: E402
 from allypot.data.loaders import load_table  # noqa: E402
 from allypot.data.schema import read_table  # noqa: E402

@@ -259,7 +259,7 @@ def run_replication(
     DataFrame
         The tidy result of :func:`~allypot.inference.replicate.replicate_table1`.
     """
-    from allypot.data.build.published import PUBLISHED_SCHEMA
+    from allypot.data.pipeline.published import PUBLISHED_SCHEMA
     from allypot.data.loaders import load_table
     from allypot.data.schema import read_table
 

@@ -155,8 +155,8 @@ class AuditTables:
 
 def load_audit_tables(tables_dir: Path) -> AuditTables:
     """Read the published and rebuilt panels and the alliance tables (no raw file needed)."""
-    from allypot.data.build.alliances import load_alliance_rules
-    from allypot.data.build.published import PUBLISHED_SCHEMA
+    from allypot.data.pipeline.alliances import load_alliance_rules
+    from allypot.data.pipeline.published import PUBLISHED_SCHEMA
     from allypot.data.loaders import load_table
     from allypot.data.schema import read_table
 
@@ -215,7 +215,7 @@ def audit_panel(tables: AuditTables, flags: frozenset[str] | set[str] = frozense
     score = tables.items.set_index("atopid")["bc_depth" if "direction" in flags else "kent_depth"]
     rebuilt_ally = panel[KEY_COLS].merge(reb[KEY_COLS + ["us_ally"]], on=KEY_COLS, how="left")["us_ally"]
     if "universe" in flags:
-        from allypot.data.build.alliances import in_universe
+        from allypot.data.pipeline.alliances import in_universe
 
         allied = rebuilt_ally.fillna(False).astype(bool).to_numpy()
         candidates = tables.membership[in_universe(tables.membership, tables.universe)]

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
-from allypot.data.build.alliances import (
+from allypot.data.pipeline.alliances import (
     ALLIANCE_ITEMS_SCHEMA,
     ATOP_COVERAGE_END,
     INSTITUTION_FILE,

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from allypot.data.build.alliances import in_universe
+from allypot.data.pipeline.alliances import in_universe
 from allypot.inference.replicate import fit_ols, replicate_table1
 from allypot.inference.replicate_cli import rebuilt_for_replication
 from allypot.sensitivity.audit import (

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 import pytest
-from allypot.data.build import build_all
+from allypot.data.pipeline import build_all
 
 from allypot.paths import TABLES_DIR
 

@@ -11,9 +11,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from allypot.data.build import build_all
-from allypot.data.build import published
-from allypot.data.build.raw_inputs import (
+from allypot.data.pipeline import build_all
+from allypot.data.pipeline import published
+from allypot.data.pipeline.raw_inputs import (
     PROJECT_MANIFEST,
     RAW_INPUTS,
     RawInputError,

@@ -4,7 +4,7 @@ import math
 
 import pandas as pd
 import pytest
-from allypot.data.build.covariates import (
+from allypot.data.pipeline.covariates import (
     COVARIATES_SCHEMA,
     COW_CAPITALS_FILE,
     EARTH_RADIUS_KM,

@@ -3,7 +3,7 @@
 
 import pandas as pd
 import pytest
-from allypot.data.build.crosswalk import (
+from allypot.data.pipeline.crosswalk import (
     CROSSWALK_SCHEMA,
     PLACEMATS,
     CountryResolver,

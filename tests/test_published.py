@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
-from allypot.data.build.published import (
+from allypot.data.pipeline.published import (
     NAMED_COLUMNS,
     PUBLISHED_SCHEMA,
     build_published_panel,

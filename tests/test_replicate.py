@@ -5,7 +5,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-from allypot.data.build.published import PUBLISHED_SCHEMA
+from allypot.data.pipeline.published import PUBLISHED_SCHEMA
 from allypot.data.schema import read_table
 from allypot.inference.replicate import (
     PAPER_TABLE1,

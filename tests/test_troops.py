@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from allypot.data.build import troops as T
-from allypot.data.build.casualties import build_casualties, write_casualties
-from allypot.data.build.crosswalk import CountryResolver, build_crosswalk, read_aliases
+from allypot.data.pipeline import troops as T
+from allypot.data.pipeline.casualties import build_casualties, write_casualties
+from allypot.data.pipeline.crosswalk import CountryResolver, build_crosswalk, read_aliases
 from allypot.data.schema import ExclusionLog
 
 

@@ -4,8 +4,8 @@ import io
 
 import pandas as pd
 import pytest
-from allypot.data.build.crosswalk import CountryResolver
-from allypot.data.build.unvotes import (
+from allypot.data.pipeline.crosswalk import CountryResolver
+from allypot.data.pipeline.unvotes import (
     IDEAL_FILE,
     SYSTEM_FILE,
     UN_AGREEMENT_SCHEMA,

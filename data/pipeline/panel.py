@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from allypot.data.build.alliances import AllianceRules, in_universe, load_alliance_rules
-from allypot.data.build.casualties import DEATHS_WITHOUT_COLUMN
-from allypot.data.build.crosswalk import END_YEAR, START_YEAR
+from allypot.data.pipeline.alliances import AllianceRules, in_universe, load_alliance_rules
+from allypot.data.pipeline.casualties import DEATHS_WITHOUT_COLUMN
+from allypot.data.pipeline.crosswalk import END_YEAR, START_YEAR
 from allypot.data.schema import (
     Column,
     ExclusionLog,

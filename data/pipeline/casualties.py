@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-from allypot.data.build.crosswalk import END_YEAR, START_YEAR, CountryResolver
+from allypot.data.pipeline.crosswalk import END_YEAR, START_YEAR, CountryResolver
 from allypot.data.schema import (
     Column,
     ExclusionLog,
@@ -85,7 +85,7 @@ def write_casualties(raw_dir: Path, out_dir: Path, resolver: CountryResolver, lo
 
 
 if __name__ == "__main__":
-    from allypot.data.build.crosswalk import load_resolver
+    from allypot.data.pipeline.crosswalk import load_resolver
 
     from allypot.paths import DEFAULT_RAW_DIR, TABLES_DIR
 

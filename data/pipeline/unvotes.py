@@ -22,7 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-from allypot.data.build.crosswalk import ALIASES_PATH, CountryResolver, load_resolver
+from allypot.data.pipeline.crosswalk import ALIASES_PATH, CountryResolver, load_resolver
 from allypot.data.schema import (
     Column,
     ExclusionLog,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from allypot.data.build import alliances, casualties, covariates, crosswalk, published, troops, unvotes
+from allypot.data.pipeline import alliances, casualties, covariates, crosswalk, published, troops, unvotes
 from allypot.data.schema import sha256_file
 
 # every raw file a build step reads, relative to the raw folder

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from allypot.data.build.crosswalk import END_YEAR, START_YEAR, CountryResolver
+from allypot.data.pipeline.crosswalk import END_YEAR, START_YEAR, CountryResolver
 from allypot.data.schema import (
     Column,
     ExclusionLog,
@@ -488,7 +488,7 @@ def write_troop_tables(raw_dir: Path, out_dir: Path, rules: TroopRules, resolver
 
 
 if __name__ == "__main__":
-    from allypot.data.build.crosswalk import load_resolver
+    from allypot.data.pipeline.crosswalk import load_resolver
 
     from allypot.paths import DEFAULT_RAW_DIR, TABLES_DIR
 

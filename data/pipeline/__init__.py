@@ -1,7 +1,7 @@
 """The data build: raw public files -> the derived tables committed under data/tables/.
 
 ``build_all`` first checks every raw file it will read against its sha256 (see
-:mod:`allypot.data.build.raw_inputs`), then runs the steps in dependency order (the crosswalk
+:mod:`allypot.data.pipeline.raw_inputs`), then runs the steps in dependency order (the crosswalk
 first: every other step maps country names and codes through it) into a temporary folder
 beside the destination, and swaps that folder in only when every table (and the codebook)
 is written: a build that fails half-way leaves the old tables as they were. It writes
@@ -45,7 +45,7 @@ def build_all(
         Check the raw files against their manifests first (off only to test what a build
         does when a step fails).
     """
-    from allypot.data.build import (
+    from allypot.data.pipeline import (
         alliances,
         casualties,
         covariates,
@@ -55,7 +55,7 @@ def build_all(
         troops,
         unvotes,
     )
-    from allypot.data.build.raw_inputs import check_raw_inputs
+    from allypot.data.pipeline.raw_inputs import check_raw_inputs
 
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
     if not raw_dir.is_dir():
@@ -129,7 +129,7 @@ def _check_sources_were_checked(tables_dir: Path, checked: dict[str, str]) -> No
     Guards the list of raw inputs: a step that starts reading a new file fails here until
     the file is added to ``RAW_INPUTS`` (and so to a manifest).
     """
-    from allypot.data.build import raw_inputs
+    from allypot.data.pipeline import raw_inputs
 
     for meta_path in sorted(tables_dir.glob("*.meta.json")):
         for source, digest in json.loads(meta_path.read_text())["sources"].items():
