@@ -48,25 +48,22 @@ import numpy as np
 import pandas as pd
 
 from allypot.inference.replicate import (
-    DERIVED_TERMS,
-    EXCLUDED_CCODES,
     KEY,
     OUTCOME,
     PAPER_TABLE1,
-    SPECIFICATIONS,
-    Specification,
     fit_bambi,
     fit_ols,
 )
 from allypot.markdown import markdown_table
+from allypot.models.sample import LOG_COLUMNS, NON_CONTRIBUTORS, SPECIFICATIONS, Specification
 
 KEY_COLS = list(KEY)
 # the Table 1 regressors that are controls (everything but potential), by our names
 CONTROL_COLUMNS = ("un_agreement_us", "democracy", "casualties_annual", "us_ally", "cinc", "gdp",
                    "gdp_per_capita", "dist_kabul_km")
-# Table 1 specification -> the project's model specification (models/inputs.py)
-PROJECT_SPECIFICATION = {"baseline": "baseline", "political": "political", "all_controls": "all",
-                         "fixed_effects": "fixed_effects"}
+# Table 1 specification -> the project's model specification: one registry
+# (models/sample.py SPECIFICATIONS), so the names are the same
+PROJECT_SPECIFICATION = {name: name for name in SPECIFICATIONS}
 MCMC_MODES = ("plugin", "cut", "joint")
 YEAR_PREFIX = "year_"
 SEED = 20011007
@@ -268,21 +265,24 @@ def step_specification(spec: str, flags: frozenset[str] | set[str], panel: pd.Da
     if "effects" not in flags:
         return s
     years = tuple(c for c in panel.columns if c.startswith(YEAR_PREFIX))
-    return Specification(f"{s.label} + country and year effects", s.terms + years, fixed_effects=True)
+    return Specification(f"{s.label} + country and year effects", s.design_controls, s.replication_terms + years,
+                         fixed_effects=True)
 
 
 # ---------------------------------------------------------------------------- N explained
 
 
 def term_frame(panel: pd.DataFrame, spec: Specification) -> pd.DataFrame:
-    """Rows Table 1 considers for ``spec`` (exclusions applied) with each term as a float
-    (derived logs of non-positive values missing), as ``estimation_sample`` builds them."""
-    data = panel[~panel["ccode"].isin(list(EXCLUDED_CCODES))]
+    """Rows Table 1 considers for ``spec`` (the sample rule's non-contributors, the US and
+    Afghanistan, dropped) with each term as a float (derived logs of non-positive values
+    missing), as ``estimation_sample`` builds them through ``select_sample``. Iceland is not
+    excluded here: its undefined share is a missing outcome, as under the sample rule."""
+    data = panel[~panel["ccode"].isin(list(NON_CONTRIBUTORS))]
     out = data[KEY_COLS].copy()
-    for term in (OUTCOME, *spec.terms):
-        source = DERIVED_TERMS.get(term, term)
+    for term in (OUTCOME, *spec.replication_terms):
+        source = LOG_COLUMNS.get(term, term)
         values = data[source].astype("float64")
-        out[term] = np.log(values.where(values > 0)) if term in DERIVED_TERMS else values
+        out[term] = np.log(values.where(values > 0)) if term in LOG_COLUMNS else values
     return out.set_index(KEY_COLS)
 
 
@@ -353,8 +353,9 @@ def estimate_step(panel: pd.DataFrame, flags, specs: list[str], bayes: bool, bam
         complete = frame[np.isfinite(frame.to_numpy(dtype="float64")).all(axis=1)]
         # a year absent from the sample (all controls: GDP ends in 2012) has a constant dummy,
         # which Bambi refuses; dropping it changes nothing in OLS
-        constant = [t for t in s.terms if t.startswith(YEAR_PREFIX) and complete[t].nunique() < 2]
-        s = Specification(s.label, tuple(t for t in s.terms if t not in constant), s.fixed_effects)
+        constant = [t for t in s.replication_terms if t.startswith(YEAR_PREFIX) and complete[t].nunique() < 2]
+        s = Specification(s.label, s.design_controls, tuple(t for t in s.replication_terms if t not in constant),
+                          s.fixed_effects)
         sd = float(complete["potential"].std())
         with threadpool_limits(limits=1, user_api="blas"), warnings.catch_warnings():
             warnings.simplefilter("ignore", SingularMatrixWarning)
@@ -427,10 +428,9 @@ def _mode_config(config: dict, mode: str) -> dict:
 
 def expected_run_id(config: dict, tables_dir: Path) -> str:
     """The id a run folder of ``config`` on these tables has (what ``fit.py`` writes)."""
-    from allypot.inference.fit import _model_tables
-    from allypot.inference.runs import compute_run_id, data_hash
+    from allypot.inference.runs import compute_run_id, data_hash, run_data_files
 
-    digest, _ = data_hash(tables_dir, files=(config["data"]["panel"],) + _model_tables())
+    digest, _ = data_hash(tables_dir, files=run_data_files(config))
     return compute_run_id(config, digest)
 
 
@@ -459,7 +459,7 @@ def plugin_potential_for_audit(tables_dir: Path, runs_dir: Path, fit: bool, quic
         return None, f"not yet run (no run folder with id {run_id} in {runs_dir}; pass --fit)"
     source = "reused"
     if path is None:
-        path, _ = fit_config(config, Path(tables_dir), Path(runs_dir), progress=False)
+        path = fit_config(config, Path(tables_dir), Path(runs_dir), progress=False).path
         source = "fitted"
     potential = plugin_potential(Path(tables_dir), seed, potential_run=path, progress=False)
     return potential, f"{source} run {path.name} (id {run_id}{', quick sampler' if quick else ''})"
@@ -470,6 +470,7 @@ def run_mcmc_steps(tables_dir: Path, runs_dir: Path, specs: list[str], fit: bool
     """Steps 6b-7 (plug-in hurdle, cut, joint) per spec from run folders; fitted (all three
     modes with one measurement fit, ``allypot compare``) only if ``fit`` and a folder is missing."""
     from allypot.inference.fit import compare_modes, effect_row
+    from allypot.inference.modes import ModeResult
     from allypot.inference.runs import load_run
 
     labels = {s.mcmc_mode: s.label for s in STEPS if s.mcmc_mode}
@@ -487,8 +488,10 @@ def run_mcmc_steps(tables_dir: Path, runs_dir: Path, specs: list[str], fit: bool
             if paths[mode] is None:
                 rows.append(row | {"n_change": f"not yet run (no run folder with id {ids[mode]})"})
                 continue
+            # load_run refuses a folder whose files changed since the run (checksums, ids)
             idata, _, meta = load_run(paths[mode])
-            effect = effect_row(idata)
+            summary = pd.read_csv(paths[mode] / "summary.csv", index_col=0)
+            effect = effect_row(summary, ModeResult(idata, {}, meta["sampler"]), meta["health"]["warnings"])
             excluded = "; ".join(f"-{n} {why}" for why, n in meta["sample"]["excluded"].items() if n)
             # a cut run pools fits made with different potentials: its R-hat is the worst within one fit
             rhat = meta["sampler"].get("cut_max_rhat_within_fit", meta.get("health", {}).get("max_rhat"))

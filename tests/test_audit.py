@@ -10,9 +10,10 @@ import pytest
 from allypot.data.pipeline.alliances import in_universe
 from allypot.inference.replicate import fit_ols, replicate_table1
 from allypot.inference.replicate_cli import rebuilt_for_replication
+from allypot.models.inputs import us_alliances_in_universe, with_universe_allies
+from allypot.models.sample import NON_CONTRIBUTORS
 from allypot.sensitivity.audit import (
     BASELINE_LABEL,
-    EXCLUDED_CCODES,
     OLS_FLAGS,
     audit_panel,
     depth_direction,
@@ -45,7 +46,7 @@ def baseline(tables):
 
 
 def _allied(panel):
-    return panel[panel["atopid"].notna() & ~panel["ccode"].isin(list(EXCLUDED_CCODES))]
+    return panel[panel["atopid"].notna() & ~panel["ccode"].isin(list(NON_CONTRIBUTORS))]
 
 
 def test_table1_reproduced_through_the_audit_path(tables):
@@ -59,7 +60,7 @@ def test_baseline_recipe_rebuilds_the_published_regressor(tables, baseline):
     """No repair = the published pot_gain and the published alliance of every state-year."""
     pub = tables.published
     both = baseline.merge(pub[[*KEY, "potential", "atopid", "depth"]], on=KEY, suffixes=("", "_pub"))
-    kept = both[~both["ccode"].isin(list(EXCLUDED_CCODES))]
+    kept = both[~both["ccode"].isin(list(NON_CONTRIBUTORS))]
     assert (kept["potential"].isna() == kept["potential_pub"].isna()).all()
     assert np.nanmax(np.abs(kept["potential"] - kept["potential_pub"])) < 1e-9
     assert (both["atopid"].fillna(-1) == both["atopid_pub"].fillna(-1)).all()
@@ -184,8 +185,10 @@ def test_controls_repair_on_top_of_all_others_is_allypot_replicate(tables):
     flags = set(OLS_FLAGS) - {"effects"}
     panel = audit_panel(tables_with, flags)
     ours = fit_ols(panel, "political").set_index("term").loc["potential"]
+    # as run_replication builds its rebuilt column: us_ally recoded for the alliance universe
+    recoded = with_universe_allies(tables.rebuilt, us_alliances_in_universe(tables.membership, tables.universe))
     with pytest.warns(UserWarning, match="no plug-in potential"):
-        rebuilt = rebuilt_for_replication(tables.rebuilt, potential)
+        rebuilt = rebuilt_for_replication(recoded, potential)
     replicate = replicate_table1({"rebuilt": rebuilt}, specs=["political"])
     theirs = replicate[replicate["term"] == "potential"].iloc[0]
     assert ours["estimate"] == pytest.approx(theirs["estimate"], rel=1e-10) and ours["n"] == theirs["n"]
@@ -194,7 +197,7 @@ def test_controls_repair_on_top_of_all_others_is_allypot_replicate(tables):
 def test_effects_repair_adds_country_and_year_effects(tables, baseline):
     panel = audit_panel(tables, {"effects"})
     spec = step_specification("political", {"effects"}, panel)
-    years = [t for t in spec.terms if t.startswith("year_")]
+    years = [t for t in spec.replication_terms if t.startswith("year_")]
     assert spec.fixed_effects and len(years) == panel["year"].nunique() - 1
     assert (panel[years].sum(axis=1) <= 1).all()
 
@@ -237,7 +240,7 @@ def test_mcmc_steps_reuse_only_a_run_folder_whose_id_matches(tmp_path):
     config = mcmc_config("political", quick=True)
     config = config | {"model": config["model"] | {"mode": "plugin"}}
     run_id = expected_run_id(config, TABLES_DIR)
-    folder = tmp_path / "20260101T000000Z-audit-quick-political-x"
+    folder = tmp_path / f"20260101T000000Z-plugin-audit-quick-political-{run_id}"
     folder.mkdir()
     (folder / "meta.json").write_text(json.dumps({"id": "not-this"}))
     assert find_run(tmp_path, run_id) is None
@@ -285,7 +288,7 @@ def test_year_dummies_absent_from_a_sample_are_dropped_before_fitting(tables, mo
     monkeypatch.setattr(audit, "fit_ols", lambda panel, s: seen.append(s) or fit_ols(panel, s))
     panel = audit_panel(tables, {"effects"})
     audit.estimate_step(panel, {"effects"}, ["all_controls"], bayes=False, bambi_kw={})
-    years = [t for t in seen[0].terms if t.startswith("year_")]
+    years = [t for t in seen[0].replication_terms if t.startswith("year_")]
     sample = term_frame(panel, seen[0]).dropna()
     assert 0 < len(years) < panel["year"].nunique() - 1
     assert all(sample[t].nunique() == 2 for t in years)
