@@ -8,6 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+from allypot.diagnostics.summary import headline_summary
 from allypot.inference.runs import compute_run_id, load_run, package_versions, write_run
 from allypot.paths import REPO_ROOT, TABLES_DIR
 from allypot.sensitivity.grid import (
@@ -103,8 +104,8 @@ def test_a_run_folder_with_the_cells_id_is_reused_unless_damaged(tmp_path):
                           "sample_stats": {"diverging": np.zeros((2, 200), bool)}})
     run_id = compute_run_id(cell.config, "d")
     meta = {"id": run_id, "data_hash": "d", "versions": package_versions(), "sampler": {"divergences": 0},
-            "timings_s": {"total_s": 12.0}}
-    path = write_run(idata, cell.config, meta, pd.DataFrame(), tmp_path)
+            "timings_s": {"total_s": 12.0}, "health": {"warnings": []}}
+    path = write_run(idata, cell.config, meta, headline_summary(idata), tmp_path)
     summary = cached_summary(tmp_path, run_id)
     assert summary["run"] == str(path) and summary["fit_s"] == 12.0
     assert summary["median"] == pytest.approx(np.median(draws)) and summary["p_positive"] == np.mean(draws > 0)
