@@ -7,7 +7,8 @@ posterior shows up as chains that are each unhealthy. The two need different rem
 
 - ``split``: the chain means are further apart than ``max_gap_sd`` pooled within-chain SDs,
   or the rank-normalised R-hat exceeds ``max_rhat`` while every chain is healthy on its own
-  (within-chain split R-hat <= ``max_within_rhat`` and bulk ESS >= ``min_chain_ess``);
+  (within-chain split R-hat <= ``max_within_rhat`` and bulk ESS >= ``min_chain_ess``) and the
+  means are further apart than ``max_gap_mcse`` Monte Carlo standard errors;
 - ``slow``: R-hat exceeds ``max_rhat`` but some chain is unhealthy (not enough information to
   call it modes; run longer or reparameterise);
 - ``agree``: neither.
@@ -41,6 +42,9 @@ class ModeThresholds:
     (2021); a chain with 50 effective draws and split R-hat 1.05 on its own halves is trusted."""
 
     max_gap_sd: float = 3.0
+    # healthy chains whose means differ by less than this many Monte Carlo standard errors only mix
+    # slowly: the range of four chain means exceeds 6 MCSE with probability below 0.001 by chance
+    max_gap_mcse: float = 6.0
     max_rhat: float = 1.01
     max_within_rhat: float = 1.05
     min_chain_ess: float = 50.0
@@ -137,12 +141,22 @@ def detect_chain_modes(
             within_rhat, chain_ess = _within_chain(values)
             rhat = float(array_stats.rhat(values, chain_axis=-2, draw_axis=-1, method="rank"))
             gap_sd = float((means.max() - means.min()) / pooled_sd) if pooled_sd > 0 else 0.0
+            pooled_mcse = float(np.sqrt(np.mean(sds**2 / np.maximum(chain_ess, 1.0))))
+            gap_mcse = float((means.max() - means.min()) / pooled_mcse) if pooled_mcse > 0 else 0.0
             healthy = bool(np.all(within_rhat <= thresholds.max_within_rhat) and np.all(chain_ess >= thresholds.min_chain_ess))
-            split = gap_sd > thresholds.max_gap_sd or (rhat > thresholds.max_rhat and healthy)
+            # far apart in posterior SDs, or (healthy chains, high R-hat) further apart than their own
+            # Monte Carlo error allows: a small gap with a high R-hat is slow mixing, not modes
+            apart_by_mcse = rhat > thresholds.max_rhat and healthy and gap_mcse > thresholds.max_gap_mcse
+            split = gap_sd > thresholds.max_gap_sd or apart_by_mcse
             verdict = "split" if split else ("slow" if rhat > thresholds.max_rhat else "agree")
-            groups = group_chains(means, pooled_sd, thresholds.max_gap_sd) if split else [list(range(len(means)))]
+            if gap_sd > thresholds.max_gap_sd:
+                groups = group_chains(means, pooled_sd, thresholds.max_gap_sd)
+            elif split:
+                groups = group_chains(means, pooled_mcse, thresholds.max_gap_mcse)
+            else:
+                groups = [list(range(len(means)))]
             rows.append({
-                "parameter": parameter, "quantity": name, "element": element, "rhat": rhat, "gap_sd": gap_sd,
+                "parameter": parameter, "quantity": name, "element": element, "rhat": rhat, "gap_sd": gap_sd, "gap_mcse": gap_mcse,
                 "chains_healthy": healthy, "split": split, "verdict": verdict,
                 "modes": " | ".join(",".join(map(str, g)) for g in groups),
             })

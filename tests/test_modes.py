@@ -62,6 +62,19 @@ def test_high_rhat_with_healthy_chains_is_a_split_even_below_the_gap():
     assert not strict.any_split
 
 
+def test_a_small_gap_with_a_high_rhat_is_slow_mixing_not_modes():
+    """As in the real joint fit: R-hat just above 1.01 with means 0.3 SD apart (strongly
+    autocorrelated, healthy chains) is slow mixing; the chains are not in different modes."""
+    rng = np.random.default_rng(5)
+    effect = np.stack([_autocorrelated(rng, c, 0.004, rho=0.8) for c in (0.0, 0.0006, 0.0015, 0.0003)])
+    idata = xr.DataTree.from_dict({"posterior": xr.Dataset({"potential_effect": (("chain", "draw"), effect)})})
+    row = detect_chain_modes(idata, var_names=["potential_effect"]).table.iloc[0]
+    assert row["chains_healthy"] and row["rhat"] > 1.01  # the old rule called this a split
+    assert row["gap_sd"] < 1 and row["gap_mcse"] < 6
+    assert not row["split"] and row["modes"] == "0,1,2,3"
+    assert row["verdict"] == "slow"
+
+
 def test_grouping_and_input_errors():
     assert group_chains(np.array([0.0, 10.0, 0.1, 10.2]), 1.0, 3.0) == [[0, 2], [1, 3]]
     assert group_chains(np.array([0.0, 1.0, 2.0]), 1.0, 3.0) == [[0, 1, 2]]
