@@ -81,11 +81,11 @@ def convergence_warnings(summary: pd.DataFrame, health: dict, modes: ChainModes 
         ess_min = ESS_PER_CHAIN_MIN * health["chains"]
         for name, row in summary.iterrows():
             if row["r_hat"] > RHAT_MAX:
-                warnings.append(f"R-hat of {name} is {row['r_hat']:.2f} (> {RHAT_MAX}): the chains disagree")
+                warnings.append(f"R-hat of {name} is {row['r_hat']:.3f} (> {RHAT_MAX}): the chains disagree")
             if row["ess_bulk"] < ess_min:
                 warnings.append(f"bulk ESS of {name} is {row['ess_bulk']:.0f} (< {ess_min}: {ESS_PER_CHAIN_MIN} per chain)")
         if health["max_rhat"] > RHAT_MAX and health["max_rhat_parameter"] not in summary.index:
-            warnings.append(f"R-hat of {health['max_rhat_parameter']} is {health['max_rhat']:.2f} (> {RHAT_MAX})")
+            warnings.append(f"R-hat of {health['max_rhat_parameter']} is {health['max_rhat']:.3f} (> {RHAT_MAX})")
         if modes is not None:
             for row in modes.table[modes.table["split"]].itertuples():
                 warnings.append(f"chain means of {row.parameter} are {row.gap_sd:.1f} within-chain SDs apart: "
