@@ -96,13 +96,14 @@ def _save(config: dict, result: ModeResult, inputs: ModelInputs, tables_dir: Pat
 
 
 def stored_posterior(idata: xr.DataTree) -> xr.DataTree:
-    """The run folder's copy of ``idata`` without NOT_STORED, nor the non-centred offsets of group
-    effects that are stored themselves (offset = effect / sigma)."""
+    """The run folder's copy of ``idata`` without NOT_STORED.
+
+    The non-centred offsets of group effects stay although effect = offset * sigma: they are the
+    free variables, and the posterior predictive (``allypot diagnose``) would otherwise redraw them
+    from the prior instead of using the posterior's group effects."""
     stored = idata.copy()
     post = stored["posterior"].to_dataset(inherit=False)
-    redundant = [v for v in post.data_vars if v in NOT_STORED
-                 or (v.endswith("_offset") and v.removesuffix("_offset") in post.data_vars)]
-    stored["posterior"] = xr.DataTree(post.drop_vars(redundant))
+    stored["posterior"] = xr.DataTree(post.drop_vars([v for v in post.data_vars if v in NOT_STORED]))
     return stored
 
 

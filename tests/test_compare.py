@@ -4,9 +4,12 @@ keeps what diagnostics need without the per-row deterministics."""
 
 import re
 
+import numpy as np
+
 import pytest
 from allypot.inference import fit
-from allypot.inference.config import resolve_config
+from allypot.inference.config import model_options, priors_from_config, resolve_config
+from allypot.models.compose import build_contribution_model, build_joint_model
 from allypot.inference.modes import MEASUREMENT_DRAWS_PER_CHAIN
 from allypot.inference.runs import load_run
 from allypot.models.simulate import simulate_inputs
@@ -37,13 +40,18 @@ def test_compare_prints_each_mode_cheapest_first_and_saves_lean_runs(tmp_path, m
     assert list(table.index) == ["plugin", "cut", "joint"]
     assert {"median", "q05", "q95", "rhat", "ess_bulk"} <= set(table.columns)
 
+    options, priors = model_options(config), priors_from_config(config)
+    free = {"joint": {rv.name for rv in build_joint_model(inputs, options, priors).free_RVs}}
+    free["plugin"] = free["cut"] = {
+        rv.name for rv in build_contribution_model(inputs, options, priors, np.zeros(len(inputs.rows))).free_RVs}
     for mode, path in paths.items():
         assert path.name.split("-")[1] == mode
         idata, config_saved, meta = load_run(path)
         assert config_saved["model"]["mode"] == mode and "warnings" in meta["health"]
         post = idata["posterior"]
         assert "expected_share" not in post.data_vars and "potential_effect" in post.data_vars
-        assert not any(v.endswith("_offset") and v.removesuffix("_offset") in post.data_vars for v in post.data_vars)
+        # the free variables stay, so the posterior predictive uses the posterior's group effects
+        assert free[mode] <= set(post.data_vars), sorted(free[mode] - set(post.data_vars))
         assert "log_likelihood" in idata.children and "log_prior" in idata.children
         assert idata["measurement"].sizes["draw"] == DRAWS // (DRAWS // MEASUREMENT_DRAWS_PER_CHAIN)
         assert {"depth_theta", "pref_row", "potential"} <= set(idata["measurement"].data_vars)
