@@ -19,8 +19,7 @@ def small_run(tmp_path_factory):
     config = load_config(SMOKE)
     config["data"] |= {"first_year": 2008, "last_year": 2010}
     config["sampler"] |= {"chains": 2, "draws": 150, "tune": 150}
-    path, _ = fit_config(config, TABLES_DIR, tmp_path_factory.mktemp("runs"), progress=False)
-    return path
+    return fit_config(config, TABLES_DIR, tmp_path_factory.mktemp("runs"), progress=False).path
 
 
 def test_diagnose_writes_report_with_every_check(small_run, capsys):
