@@ -247,7 +247,7 @@ def check_multimodality(run: RunData, modes: pd.DataFrame, t: Thresholds) -> Che
     return CheckResult(
         name, not len(split_key), value, t.mode_separation_sd, message,
         "the posterior has several modes and each chain found one: more draws will not fix it. Look at which "
-        "treaties' depths split (README: NATO and the Rio Pact trade places), strengthen their measurement (more "
+        "treaties' depths split (README: NATO and the OAS Charter traded places before the tenth item), strengthen their measurement (more "
         "items, ordered priors) or report the cut posterior; several seeds show how much mass each mode gets.",
         table=modes,
     )
