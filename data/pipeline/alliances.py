@@ -57,9 +57,9 @@ from allypot.data.schema import (
     write_table,
 )
 
-from allypot.paths import REPO_ROOT
+from allypot.paths import DATA_DIR
 
-CONFIG_PATH = REPO_ROOT / "data" / "build_config.toml"
+CONFIG_PATH = DATA_DIR / "build_config.toml"
 
 ATOP_DIR = Path("atop") / "jandresgannon__DoDL"
 ALLIANCE_FILE = ATOP_DIR / "atop5_1a.csv"
