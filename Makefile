@@ -59,7 +59,7 @@ replicate: install
 # reports/audit.md, .csv, .png: the audit of Table 1 (OLS and a short Bambi twin), MCMC steps fitted with the light sampler
 # where no matching run folder exists in runs/
 audit-report: install
-	$(BIN)/allypot audit --out reports --fit --quick --bayes --draws 300 --chains 2
+	$(BIN)/allypot audit --out reports --fit --quick --bayes --bambi-draws 300 --bambi-chains 2
 
 bench: install
 	$(BIN)/python bench/benchmark.py

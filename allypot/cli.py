@@ -121,7 +121,7 @@ def _audit(args) -> int:
 
     out = Path(args.out) if args.out else Path(args.runs) / f"audit-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}"
     run_audit(Path(args.tables), out, Path(args.runs), bayes=args.bayes, fit=args.fit, quick=args.quick,
-              mcmc_specs=tuple(args.mcmc_specs), draws=args.draws, chains=args.chains, seed=args.seed)
+              mcmc_specs=tuple(args.mcmc_specs), draws=args.bambi_draws, chains=args.bambi_chains, seed=args.seed)
     return 0
 
 
@@ -252,8 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="MCMC steps with the light sampler (stated in the output)")
     p.add_argument("--mcmc-specs", nargs="+", default=["political"],
                    choices=["baseline", "political", "all_controls", "fixed_effects"])
-    p.add_argument("--draws", type=int, default=1000, help="Bambi draws (and tuning steps)")
-    p.add_argument("--chains", type=int, default=4, help="Bambi chains")
+    p.add_argument("--bambi-draws", type=int, default=1000, help="draws per chain of each Bambi fit (and as many tuning steps)")
+    p.add_argument("--bambi-chains", type=int, default=4, help="chains of each Bambi fit")
     p.add_argument("--seed", type=int, default=20011007)
     p.set_defaults(func=_audit)
 

@@ -109,7 +109,7 @@ def test_cli_prior_check_of_the_shipped_idealpoint_config(tmp_path, capsys):
     from allypot.cli import main
     from allypot.paths import CONFIGS_DIR
 
-    assert main(["priors", "check", str(CONFIGS_DIR / "idealpoint.toml"), "--draws", "5", "--out", str(tmp_path)]) == 0
+    assert main(["priors", "check", str(CONFIGS_DIR / "idealpoint.toml"), "--prior-draws", "5", "--out", str(tmp_path)]) == 0
     assert "prior predictive check written to" in capsys.readouterr().out
     summary = pd.read_csv(tmp_path / "prior_predictive_summary.csv")
     ideal = summary[summary["quantity"] == "ideal_point"].set_index("source")["n"]
