@@ -22,6 +22,8 @@ def package_dir(package: str) -> Path:
 
 DATA_DIR = package_dir("allypot.data")
 TABLES_DIR = DATA_DIR / "tables"
+# the data build's rules (placemat snapshot, IISS edition year, alliance universe, ...), each explained there
+BUILD_CONFIG = DATA_DIR / "build_config.toml"
 PRIORS_DIR = package_dir("allypot.priors")
 CONFIGS_DIR = package_dir("allypot.inference") / "configs"
 DEFAULT_CONFIG = CONFIGS_DIR / "joint_default.toml"

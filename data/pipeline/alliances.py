@@ -57,9 +57,7 @@ from allypot.data.schema import (
     write_table,
 )
 
-from allypot.paths import DATA_DIR
-
-CONFIG_PATH = DATA_DIR / "build_config.toml"
+from allypot.paths import BUILD_CONFIG as CONFIG_PATH
 
 ATOP_DIR = Path("atop") / "jandresgannon__DoDL"
 ALLIANCE_FILE = ATOP_DIR / "atop5_1a.csv"

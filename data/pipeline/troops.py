@@ -36,9 +36,7 @@ from allypot.data.schema import (
     write_table,
 )
 
-from allypot.paths import DATA_DIR
-
-CONFIG_PATH = DATA_DIR / "build_config.toml"
+from allypot.paths import BUILD_CONFIG as CONFIG_PATH
 
 PLACEMATS = Path("afghanistan/transcribed_troops.csv")
 IISS_DEPLOYMENT = Path("afghanistan/CenterForPeaceAndSecurityStudies__ISAF/converted/iiss_deployment.rds.csv")
