@@ -41,7 +41,7 @@ test-fast: install
 	$(PYTEST) -m "not slow"
 
 test: install chromium
-	$(PYTEST)
+	$(PYTEST) --durations=25
 
 # Debian's headless browser, for the test that renders the diagnose report (needs root, as in CI)
 chromium:

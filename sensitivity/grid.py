@@ -39,6 +39,7 @@ import os
 import shutil
 import time
 import tomllib
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -341,9 +342,12 @@ def run_grid(plan: GridPlan, client, tables_dir: Path, runs_dir: Path,
     from dask.distributed import as_completed
 
     started = time.perf_counter()
+    # a key unique to this call: a key reused while the scheduler still holds the previous pass's
+    # future would hand back that pass's result (a "fitted" row for a cell this pass read back)
+    batch = uuid.uuid4().hex[:8]
     futures = {
         client.submit(run_cell, cell.config, cell.run_id, str(tables_dir), str(runs_dir),
-                      key=f"grid-cell-{cell.run_id}", pure=False, retries=0): cell
+                      key=f"grid-cell-{cell.run_id}-{batch}", pure=False, retries=0): cell
         for cell in plan.cells
     }
     slots = max(1, sum(client.nthreads().values()))

@@ -173,3 +173,29 @@ def test_forest_plot_marks_unconverged_and_failed_cells():
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert legend == ["converged", "not converged (R-hat > 1.01 or divergences)"]
     plt.close(fig)
+
+
+def test_a_second_pass_gets_its_own_results_not_the_first_pass_futures(tmp_path, monkeypatch):
+    """Dask hands back a held future's result when a key is reused; every pass must compute afresh."""
+    import allypot.sensitivity.grid as grid_module
+
+    plan = plan_grid(load_grid(GRIDS / "tiny.toml"), TABLES_DIR)
+    log = tmp_path / "calls.txt"  # the task is pickled to the worker: count calls in a file
+
+    def counting_cell(config, run_id, tables_dir, runs_dir):
+        with open(log, "a") as out:
+            out.write(run_id + "\n")
+        seen = log.read_text().split().count(run_id)
+        return {"status": "fitted" if seen == 1 else "cached", "fit_s": 1.0, "run_id": run_id, "run": f"pass-{seen}"}
+
+    monkeypatch.setattr(grid_module, "run_cell", counting_cell)
+    with dask_client(n_workers=1, processes=False) as client:
+        first = run_grid(plan, client, TABLES_DIR, tmp_path, report=lambda line: None)
+        # what CI met: the previous pass's futures, keyed by cell, not yet released by the scheduler
+        held = [client.submit(counting_cell, None, cell.run_id, None, None, key=f"grid-cell-{cell.run_id}", pure=False)
+                for cell in plan.cells]
+        client.gather(held)
+        second = run_grid(plan, client, TABLES_DIR, tmp_path, report=lambda line: None)
+    assert list(first["status"]) == ["fitted", "fitted"]
+    assert list(second["run"]) == ["pass-3", "pass-3"]
+    assert len(log.read_text().split()) == 6
