@@ -133,6 +133,13 @@ def test_cut_runs_judge_convergence_within_each_fit(rng):
     assert pooled.loc[0, "max_rhat"] < 1.01
 
 
+def test_cut_runs_need_the_ess_of_a_four_chain_run_not_of_every_pooled_chain():
+    thresholds = Thresholds(ess_per_chain_min=100.0)
+    assert checks.required_ess(thresholds, chains_per_fit=4, n_fits=1) == 400
+    assert checks.required_ess(thresholds, chains_per_fit=2, n_fits=1) == 200
+    assert checks.required_ess(thresholds, chains_per_fit=2, n_fits=40) == 400
+
+
 # ---------------------------------------------------------------------------------------------
 # the HTML report in a real headless browser
 
