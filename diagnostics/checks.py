@@ -17,6 +17,7 @@ import arviz_stats as azs
 import numpy as np
 import pandas as pd
 import xarray as xr
+from allypot.diagnostics.modes import group_chains
 from allypot.diagnostics.rundata import SAMPLE_DIMS, RunData
 
 EFFECT = "potential_effect"
@@ -193,21 +194,12 @@ def check_convergence(run: RunData, convergence: pd.DataFrame, t: Thresholds) ->
 
 
 def _chain_split(chain_means: np.ndarray, chain_sds: np.ndarray, threshold: float) -> tuple[float, list[list[int]]]:
-    """Separation of the chain means in pooled within-chain SDs, and the clusters of chains
-    (sorted by mean, cut where consecutive means are more than ``threshold`` SDs apart)."""
+    """Separation of the chain means in pooled within-chain SDs, and the chains grouped as
+    ``diagnostics.modes`` groups them (a gap of more than ``threshold`` SDs starts a new group)."""
     pooled = float(np.sqrt(np.mean(chain_sds**2)))
     if pooled == 0:
         return 0.0, [list(range(len(chain_means)))]
-    order = np.argsort(chain_means)
-    gaps = np.diff(chain_means[order]) / pooled
-    clusters, current = [], [int(order[0])]
-    for gap, chain in zip(gaps, order[1:]):
-        if gap > threshold:
-            clusters.append(current)
-            current = []
-        current.append(int(chain))
-    clusters.append(current)
-    return float(np.ptp(chain_means) / pooled), [sorted(c) for c in clusters]
+    return float(np.ptp(chain_means) / pooled), group_chains(chain_means, pooled, threshold)
 
 
 def compute_chain_modes(run: RunData, threshold: float) -> pd.DataFrame:
