@@ -23,6 +23,7 @@ from allypot.inference.modes import NAME_TO_MODE, ModeResult, announce, attach_m
 from allypot.inference.runs import (
     compute_run_id,
     data_hash,
+    load_run,
     package_versions,
     run_data_files,
     write_run,
@@ -177,6 +178,13 @@ def effect_row(summary: pd.DataFrame, result: ModeResult, warnings: list[str]) -
     return {"median": row["median"], "q05": row["q05"], "q95": row["q95"], "p_positive": row["p_positive"],
             "rhat": result.info.get("cut_max_rhat_within_fit", row["r_hat"]), "ess_bulk": row["ess_bulk"],
             "divergences": result.info.get("divergences", 0), "checks_passed": not warnings}
+
+
+def read_effect(path: Path) -> tuple[dict, dict]:
+    """The effect's headline row and the meta of a run folder (verified by ``load_run``; no refit)."""
+    idata, _, meta = load_run(path)
+    summary = pd.read_csv(Path(path) / "summary.csv", index_col=0)
+    return effect_row(summary, ModeResult(idata, {}, meta["sampler"]), meta["health"]["warnings"]), meta
 
 
 def comparison_report(config: dict, table: pd.DataFrame, feedback: pd.DataFrame, modes: ChainModes,

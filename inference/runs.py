@@ -246,3 +246,25 @@ def load_run(path: str | Path, verify: bool = True) -> tuple[xr.DataTree, dict, 
     if compute_run_id(config, meta["data_hash"]) != meta["id"]:
         raise RunMismatchError(f"{path}: config.toml or data hash changed since the run (id mismatch)")
     return idata, config, meta
+
+
+def find_runs(runs_dir: str | Path, run_id: str) -> list[Path]:
+    """Run folders in ``runs_dir`` whose ``meta.json`` carries ``run_id``, newest first.
+
+    Unfinished (hidden ``.partial-*``) folders and unreadable meta files are skipped; whether a
+    hit is intact is for :func:`load_run` to say.
+    """
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        return []
+    hits = []
+    for meta in runs_dir.glob(f"*{run_id}*/meta.json"):
+        if meta.parent.name.startswith("."):
+            continue
+        try:
+            if json.loads(meta.read_text()).get("id") == run_id:
+                hits.append(meta.parent)
+        except (json.JSONDecodeError, UnicodeDecodeError, OSError):
+            continue
+    return sorted(hits, reverse=True)
+

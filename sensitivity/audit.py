@@ -435,13 +435,11 @@ def expected_run_id(config: dict, tables_dir: Path) -> str:
 
 
 def find_run(runs_dir: Path, run_id: str) -> Path | None:
-    """The newest complete run folder in ``runs_dir`` whose ``meta.json`` id is ``run_id``."""
-    runs_dir = Path(runs_dir)
-    if not runs_dir.is_dir():
-        return None
-    hits = sorted(p.parent for p in runs_dir.glob("*/meta.json")
-                  if not p.parent.name.startswith(".") and json.loads(p.read_text()).get("id") == run_id)
-    return hits[-1] if hits else None
+    """The newest run folder in ``runs_dir`` whose ``meta.json`` id is ``run_id``."""
+    from allypot.inference.runs import find_runs
+
+    hits = find_runs(runs_dir, run_id)
+    return hits[0] if hits else None
 
 
 def plugin_potential_for_audit(tables_dir: Path, runs_dir: Path, fit: bool, quick: bool,
@@ -469,9 +467,7 @@ def run_mcmc_steps(tables_dir: Path, runs_dir: Path, specs: list[str], fit: bool
                    seed: int = SEED) -> tuple[pd.DataFrame, list[str]]:
     """Steps 6b-7 (plug-in hurdle, cut, joint) per spec from run folders; fitted (all three
     modes with one measurement fit, ``allypot compare``) only if ``fit`` and a folder is missing."""
-    from allypot.inference.fit import compare_modes, effect_row
-    from allypot.inference.modes import ModeResult
-    from allypot.inference.runs import load_run
+    from allypot.inference.fit import compare_modes, read_effect
 
     labels = {s.mcmc_mode: s.label for s in STEPS if s.mcmc_mode}
     rows, notes = [], []
@@ -488,10 +484,8 @@ def run_mcmc_steps(tables_dir: Path, runs_dir: Path, specs: list[str], fit: bool
             if paths[mode] is None:
                 rows.append(row | {"n_change": f"not yet run (no run folder with id {ids[mode]})"})
                 continue
-            # load_run refuses a folder whose files changed since the run (checksums, ids)
-            idata, _, meta = load_run(paths[mode])
-            summary = pd.read_csv(paths[mode] / "summary.csv", index_col=0)
-            effect = effect_row(summary, ModeResult(idata, {}, meta["sampler"]), meta["health"]["warnings"])
+            # refused if the folder's files changed since the run (checksums, ids)
+            effect, meta = read_effect(paths[mode])
             excluded = "; ".join(f"-{n} {why}" for why, n in meta["sample"]["excluded"].items() if n)
             # a cut run pools fits made with different potentials: its R-hat is the worst within one fit
             rhat = meta["sampler"].get("cut_max_rhat_within_fit", meta.get("health", {}).get("max_rhat"))

@@ -50,9 +50,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from allypot.inference.config import DEFAULTS, ConfigError, resolve_config
-from allypot.inference.fit import effect_row, fit_config
-from allypot.inference.modes import ModeResult
-from allypot.inference.runs import RunMismatchError, compute_run_id, data_hash, load_run, package_versions, run_data_files
+from allypot.inference.fit import fit_config, read_effect
+from allypot.inference.runs import RunMismatchError, compute_run_id, data_hash, find_runs, package_versions, run_data_files
 from allypot.markdown import markdown_table
 
 GRID_SECTIONS = ("grid", "base", "axes", "exclude")
@@ -273,9 +272,7 @@ def plan_grid(grid: Grid, tables_dir: Path) -> GridPlan:
 
 def summarise_run(path: Path) -> dict:
     """The effect on the expected share and its convergence, read back from a run folder."""
-    idata, _, meta = load_run(path)
-    summary = pd.read_csv(Path(path) / "summary.csv", index_col=0)
-    row = effect_row(summary, ModeResult(idata, {}, meta["sampler"]), meta["health"]["warnings"])
+    row, meta = read_effect(path)
     return ({**row, "converged": row.pop("checks_passed")}
             | {"fit_s": meta["timings_s"]["total_s"], "run_id": meta["id"], "run": str(path)})
 
@@ -286,11 +283,10 @@ def cached_summary(runs_dir: Path, run_id: str) -> dict | None:
     A folder with the id that cannot be loaded (damaged, tampered) is not a cache hit: the
     cell is refitted into a new folder and the old one is left for inspection.
     """
-    for path in sorted(Path(runs_dir).glob(f"*-{CELL_RUN_NAME}-{run_id}*"), reverse=True):
+    for path in find_runs(runs_dir, run_id):
         try:
-            if json.loads((path / "meta.json").read_text()).get("id") == run_id:
-                return summarise_run(path)
-        except (RunMismatchError, json.JSONDecodeError, OSError):
+            return summarise_run(path)
+        except (RunMismatchError, OSError):
             continue
     return None
 
