@@ -159,9 +159,9 @@ def _figures(args) -> int:
 
 
 def _grid(args) -> int:
-    from allypot.sensitivity.grid import dask_client, load_grid, plan_grid, run_grid, write_grid_outputs
+    from allypot.sensitivity.grid import dask_client, load_grid, parse_overrides, plan_grid, run_grid, write_grid_outputs
 
-    plan = plan_grid(load_grid(args.grid), Path(args.tables))
+    plan = plan_grid(load_grid(args.grid, parse_overrides(args.set)), Path(args.tables))
     print(f"{args.grid}: {len(plan.cells)} cells to run, {len(plan.excluded)} combinations excluded")
     if args.dry_run:
         for cell in plan.cells:
@@ -269,6 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, help="local cluster: worker processes (default: one per two cores)")
     p.add_argument("--threads", type=int, default=1, help="local cluster: threads per worker (default: %(default)s)")
     p.add_argument("--dry-run", action="store_true", help="validate and list the cells, fit nothing")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="change every cell's base config, e.g. --set sampler.draws=500 (repeatable); "
+                   "the grid's name then gets a suffix so the result never passes for the grid as written")
     p.set_defaults(func=_grid)
 
     priors = sub.add_parser("priors", help="prior predictive checks").add_subparsers(dest="action", required=True)

@@ -7,6 +7,8 @@ A grid file (TOML) names a base run config and the axes to vary::
     description = "what the grid is for"
     config = "../../inference/configs/joint_default.toml"   # optional, relative to this file
 
+    design = "factorial"        # or "one_at_a_time" (below)
+
     [base]                      # optional run-config sections merged over `config`
     sampler = { chains = 2, draws = 500, tune = 500 }
 
@@ -18,6 +20,11 @@ A grid file (TOML) names a base run config and the axes to vary::
     reason = "ideal-point preference duplicates the UN-voting control"
     "model.preference" = "idealpoint"
     "model.specification" = ["political", "all"]
+
+``factorial`` (the default) fits every combination. ``one_at_a_time`` fits the reference cell
+(the first value of every axis) and then moves one axis at a time to each of its other values:
+1 + sum(values - 1) cells instead of the product, which answers "which choice moves the effect
+most" at a cost one machine can pay.
 
 Every cell's config is resolved and validated before any fit starts (all invalid cells are
 reported at once). One cell is one :func:`allypot.inference.fit.fit_config` call, a pure
@@ -32,6 +39,7 @@ the workers at the same paths). A cell that fails is recorded with its error; th
 from __future__ import annotations
 
 import copy
+import hashlib
 import difflib
 import itertools
 import json
@@ -55,7 +63,8 @@ from allypot.inference.runs import RunMismatchError, compute_run_id, data_hash, 
 from allypot.markdown import markdown_table
 
 GRID_SECTIONS = ("grid", "base", "axes", "exclude")
-GRID_KEYS = ("name", "description", "config")
+GRID_KEYS = ("name", "description", "config", "design")
+DESIGNS = ("factorial", "one_at_a_time")
 # every cell's run folder carries this name, so grids that share a cell share its fit
 CELL_RUN_NAME = "grid"
 # axes that need alternative table sets, which the build cannot make from a run config yet
@@ -93,6 +102,19 @@ class Grid:
     axes: dict[str, list]
     exclusions: list[Exclusion]
     source: Path
+    design: str = "factorial"
+    overrides: dict = field(default_factory=dict)
+
+    def combinations(self):
+        """The axis values of every cell the design asks for, in a stable order."""
+        if self.design == "factorial":
+            yield from (dict(zip(self.axes, values)) for values in itertools.product(*self.axes.values()))
+            return
+        reference = {axis: values[0] for axis, values in self.axes.items()}
+        yield reference
+        for axis, values in self.axes.items():
+            for value in values[1:]:
+                yield reference | {axis: value}
 
 
 @dataclass
@@ -155,8 +177,29 @@ def _check_axis_path(path: str) -> str | None:
     return None
 
 
-def load_grid(path: str | Path) -> Grid:
-    """Read and check a grid file's structure (cell configs are checked by :func:`plan_grid`)."""
+def parse_overrides(assignments: list[str]) -> dict[str, object]:
+    """``["sampler.draws=500", "model.family='hurdle'"]`` -> key paths and TOML values."""
+    overrides, errors = {}, []
+    for text in assignments:
+        key, sep, value = text.partition("=")
+        if not sep or not key.strip():
+            errors.append(f"--set {text!r}: expected KEY=VALUE, e.g. sampler.draws=500")
+            continue
+        try:
+            overrides[key.strip()] = tomllib.loads(f"v = {value.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            overrides[key.strip()] = value.strip()  # a bare word is a string: model.mode=cut
+    if errors:
+        raise GridError("\n".join(errors))
+    return overrides
+
+
+def load_grid(path: str | Path, overrides: dict[str, object] | None = None) -> Grid:
+    """Read and check a grid file's structure (cell configs are checked by :func:`plan_grid`).
+
+    ``overrides`` (key path -> value) change the base config of every cell, e.g. a lighter sampler
+    for a first pass; the grid's name then carries a digest of them, so its report and its run
+    folders never pass for the grid as written."""
     path = Path(path)
     if not path.is_file():
         raise GridError(f"{path}: grid file not found")
@@ -167,6 +210,9 @@ def load_grid(path: str | Path) -> Grid:
     errors = [f"{key}: unknown section{_suggest(key, GRID_SECTIONS)}" for key in raw if key not in GRID_SECTIONS]
     head = raw.get("grid", {})
     errors += [f"grid.{key}: unknown key{_suggest(key, GRID_KEYS)}" for key in head if key not in GRID_KEYS]
+    design = head.get("design", "factorial")
+    if design not in DESIGNS:
+        errors.append(f"grid.design = {design!r}: choose one of {list(DESIGNS)}{_suggest(str(design), DESIGNS)}")
     base: dict = {}
     if "config" in head:
         try:
@@ -211,7 +257,15 @@ def load_grid(path: str | Path) -> Grid:
         exclusions.append(Exclusion(reason or "", match))
     if errors:
         raise GridError(f"{path}: invalid grid file\n  - " + "\n  - ".join(errors))
-    return Grid(head.get("name", path.stem), head.get("description", ""), base, axes, exclusions, path)
+    name = head.get("name", path.stem)
+    if overrides:
+        clash = sorted(set(overrides) & set(axes))
+        if clash:
+            raise GridError(f"{path}: --set {', '.join(clash)}: an axis of this grid cannot also be set for every cell")
+        for key, value in overrides.items():
+            _set_path(base, key, value)
+        name += "-set-" + hashlib.sha256(json.dumps(overrides, sort_keys=True).encode()).hexdigest()[:6]
+    return Grid(name, head.get("description", ""), base, axes, exclusions, path, design, dict(overrides or {}))
 
 
 def _merge(base: dict, override: dict) -> dict:
@@ -236,8 +290,7 @@ def plan_grid(grid: Grid, tables_dir: Path) -> GridPlan:
     errors, cells, excluded = [], [], []
     hashes: dict[tuple[str, ...], str] = {}
     seen: dict[str, str] = {}
-    for combination in itertools.product(*grid.axes.values()):
-        values = dict(zip(grid.axes, combination))
+    for values in grid.combinations():
         reasons = [rule.reason for rule in grid.exclusions if rule.excludes(values)]
         if reasons:
             excluded.append((values, "; ".join(reasons)))
@@ -383,10 +436,32 @@ def effect_table(plan: GridPlan, rows: dict[str, dict]) -> pd.DataFrame:
     return table
 
 
-def plot_forest(table: pd.DataFrame, axes: list[str]):
+def one_at_a_time_moves(table: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
+    """For a one-at-a-time grid (first row = the reference cell): which axis each other row moved,
+    and how far its median lies from the reference's, also in reference 90%-interval widths."""
+    reference = table.iloc[0]
+    width = reference["q95"] - reference["q05"]
+    rows = []
+    for _, row in table.iloc[1:].iterrows():
+        moved = [a for a in axes if row[a] != reference[a]]
+        rows.append({"choice": ", ".join(f"{a.split('.')[-1]}={row[a]}" for a in moved),
+                     "median": row["median"], "shift": row["median"] - reference["median"],
+                     "shift_in_widths": (row["median"] - reference["median"]) / width if width > 0 else np.nan,
+                     "status": row["status"]})
+    return pd.DataFrame(rows, columns=["choice", "median", "shift", "shift_in_widths", "status"])
+
+
+def _cell_labels(table: pd.DataFrame, axes: list[str], design: str) -> list[str]:
+    if design == "one_at_a_time" and len(table):
+        return ["reference"] + one_at_a_time_moves(table, axes)["choice"].tolist()
+    return [", ".join(f"{row[a]}" for a in axes) for _, row in table.iterrows()]
+
+
+def plot_forest(table: pd.DataFrame, axes: list[str], design: str = "factorial"):
     """Forest plot: median and 90% interval of the effect per cell; hollow = not converged,
-    failed cells are named at zero. Returns the figure."""
-    labels = [", ".join(f"{row[a]}" for a in axes) for _, row in table.iterrows()]
+    failed cells are named at zero. One-at-a-time grids label each cell by the choice it moved
+    and mark the reference cell's median. Returns the figure."""
+    labels = _cell_labels(table, axes, design)
     fig, ax = plt.subplots(figsize=(8, 1.0 + 0.28 * len(table)))
     y = np.arange(len(table))[::-1]
     failed = table["status"] == "failed"
@@ -400,6 +475,8 @@ def plot_forest(table: pd.DataFrame, axes: list[str]):
     for yi in y[failed.to_numpy()]:
         ax.text(0, yi, "failed", color="C7", va="center", ha="center", fontsize=8)
     ax.axvline(0, color="k", lw=0.8, ls="--")
+    if design == "one_at_a_time" and len(table) and table.iloc[0]["status"] != "failed":
+        ax.axvline(table.iloc[0]["median"], color="C0", lw=0.8, ls=":", label="reference cell's median")
     ax.set_yticks(y, labels, fontsize=8)
     ax.set_ylim(-0.7, len(table) - 0.3)
     ax.set_xlabel("alliance-potential effect on the expected share (median, 90% interval)")
@@ -430,6 +507,12 @@ def grid_report(plan: GridPlan, table: pd.DataFrame) -> str:
         lines += [f"Among converged cells the median effect runs from {usable['median'].min():.5f} to "
                   f"{usable['median'].max():.5f}; {int((usable['q05'] > 0).sum())} have a 90% interval above 0 "
                   f"and {int((usable['q95'] < 0).sum())} below 0.", ""]
+    if grid.design == "one_at_a_time" and len(usable) and table.iloc[0]["converged"]:
+        moves = one_at_a_time_moves(table, axes)
+        moves = moves[moves["status"] != "failed"].sort_values("shift", key=np.abs, ascending=False)
+        lines += ["One choice at a time from the reference cell (the first row), largest move of the median first "
+                  "(shift in units of the reference's 90% interval width):", "",
+                  markdown_table(moves.drop(columns="status"), floatfmt="{:.5f}"), ""]
     shown = table.drop(columns=["error", "run", "run_id"]).rename(columns={a: a.split(".")[-1] for a in axes})
     lines += [markdown_table(shown, floatfmt="{:.5f}"), "", "![forest plot](forest.png)", ""]
     if len(failed):
@@ -450,7 +533,7 @@ def write_grid_outputs(plan: GridPlan, table: pd.DataFrame, out_dir: Path, table
     folder.mkdir(parents=True, exist_ok=True)
     table.to_csv(folder / "effects.csv", index=False)
     (folder / "effects.md").write_text(grid_report(plan, table))
-    fig = plot_forest(table, list(plan.grid.axes))
+    fig = plot_forest(table, list(plan.grid.axes), plan.grid.design)
     try:
         fig.savefig(folder / "forest.png", dpi=120)
     finally:
@@ -458,7 +541,7 @@ def write_grid_outputs(plan: GridPlan, table: pd.DataFrame, out_dir: Path, table
     shutil.copyfile(plan.grid.source, folder / "grid.toml")
     excluded = [{"values": values, "reason": reason} for values, reason in plan.excluded]
     meta = {
-        "grid": plan.grid.name, "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "grid": plan.grid.name, "design": plan.grid.design, "overrides": plan.grid.overrides, "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "tables_dir": str(tables_dir), "scheduler": scheduler, "wall_s": seconds,
         "cells": len(plan.cells), "status": table["status"].value_counts().to_dict(),
         "excluded": excluded, "versions": package_versions(),

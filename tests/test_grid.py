@@ -16,6 +16,8 @@ from allypot.sensitivity.grid import (
     cached_summary,
     dask_client,
     load_grid,
+    one_at_a_time_moves,
+    parse_overrides,
     plan_grid,
     plot_forest,
     run_grid,
@@ -89,6 +91,51 @@ def test_invalid_cells_fail_validation_before_any_fit(tmp_path, capsys):
     assert "cell (family=gausian, mode=plugin)" in err and "cell (family=hurdle, mode=cutt)" in err
     assert "cell (family=gausian, mode=cutt)" in err
     assert not runs.exists() and not (tmp_path / "out").exists()
+
+
+def test_one_at_a_time_moves_each_axis_alone_from_the_reference(tmp_path):
+    grid = load_grid(_write(tmp_path, """
+[grid]
+design = "one_at_a_time"
+[axes]
+"model.mode" = ["joint", "cut", "plugin"]
+"model.specification" = ["political", "baseline"]
+"priors.hurdle.beta_log.kwargs.sigma" = [2.5, 1.0, 10.0]
+[[exclude]]
+reason = "not wanted"
+"model.mode" = "plugin"
+"""))
+    plan = plan_grid(grid, TABLES_DIR)
+    reference = {"model.mode": "joint", "model.specification": "political", "priors.hurdle.beta_log.kwargs.sigma": 2.5}
+    assert plan.cells[0].values == reference
+    assert len(plan.cells) == 1 + 1 + 1 + 2 and len(plan.excluded) == 1  # 1 + sum(values - 1), minus the excluded
+    for cell in plan.cells[1:]:
+        assert sum(cell.values[a] != reference[a] for a in reference) == 1
+    table = pd.DataFrame([cell.values | {"median": m, "q05": m - 0.01, "q95": m + 0.01, "status": "fitted", "converged": True}
+                          for cell, m in zip(plan.cells, [0.0, 0.005, -0.02, 0.0, 0.001])])
+    moves = one_at_a_time_moves(table, list(grid.axes))
+    assert moves["choice"].tolist() == ["mode=cut", "specification=baseline", "sigma=1.0", "sigma=10.0"]
+    assert moves["shift_in_widths"].tolist() == pytest.approx([0.25, -1.0, 0.0, 0.05])
+    figure = plot_forest(table, list(grid.axes), grid.design)
+    labels = [t.get_text() for t in figure.axes[0].get_yticklabels()]
+    plt.close(figure)
+    assert labels == ["reference", "mode=cut", "specification=baseline", "sigma=1.0", "sigma=10.0"]
+    with pytest.raises(GridError, match="grid.design = 'one-at-a-time'"):
+        load_grid(_write(tmp_path, '[grid]\ndesign = "one-at-a-time"\n[axes]\n"model.mode" = ["cut"]\n', "bad.toml"))
+
+
+def test_set_changes_every_cells_base_and_renames_the_grid(tmp_path):
+    path = GRIDS / "tiny.toml"
+    overrides = parse_overrides(["sampler.draws=7", "cut.measurement_draws=3", "run.description=light pass"])
+    assert overrides == {"sampler.draws": 7, "cut.measurement_draws": 3, "run.description": "light pass"}
+    plain, light = plan_grid(load_grid(path), TABLES_DIR), plan_grid(load_grid(path, overrides), TABLES_DIR)
+    assert light.grid.name.startswith("tiny-set-") and light.grid.overrides == overrides
+    assert all(c.config["sampler"]["draws"] == 7 and c.config["cut"]["measurement_draws"] == 3 for c in light.cells)
+    assert not {c.run_id for c in plain.cells} & {c.run_id for c in light.cells}
+    with pytest.raises(GridError, match="an axis of this grid"):
+        load_grid(path, {"model.specification": "baseline"})
+    with pytest.raises(GridError, match="expected KEY=VALUE"):
+        parse_overrides(["sampler.draws"])
 
 
 def test_shipped_grids_are_valid():
