@@ -53,6 +53,9 @@ ALPHAS = (0.99, 1.01)
 # Pareto k of the importance weights above this: the sensitivity estimate is unreliable
 K_HAT_LIMIT = 0.7
 SAMPLE_DIMS = ["chain", "draw"]
+# the plots scale further than the derivative so that the shift is visible; farther (the plot's
+# default 0.8, 1.25) leaves a few draws carrying all the weight for totals that vary by 20-30 log units
+PLOT_ALPHAS = (0.95, 1.05)
 # shuffles of a component's log density that give its noise floor (see _noise_floor)
 PERMUTATIONS = 5
 OVERALL = "all top-level priors vs all likelihood"
@@ -256,6 +259,9 @@ def complete_log_densities(run: RunData, progress: bool = False) -> tuple[xr.Dat
     them computed from its stored posterior in its rebuilt model (no sampling).
     """
     idata, notes = run.idata, []
+    absent = [g for g in ("log_likelihood", "log_prior") if g not in idata.children]
+    if absent:
+        raise ValueError(f"{run.path}: posterior.nc has no {' and no '.join(absent)} group; power-scaling needs both")
     stored_likelihood = set(idata["log_likelihood"].data_vars)
     stored_prior = set(idata["log_prior"].data_vars)
     posterior = run.posterior
@@ -402,11 +408,11 @@ def draw_power_scaling(idata: xr.DataTree, result: PowerScaling, out: Path, var_
     pairs += [(f"likelihood-{c}", top_level, vs) for c, vs in result.likelihood_components.items()]
     for label, prior_vars, likelihood_vars in pairs:
         plot = plot_psense_dist(idata, var_names=names, prior_var_names=prior_vars, likelihood_var_names=likelihood_vars,
-                                sample_dims=SAMPLE_DIMS, backend="matplotlib")
+                                sample_dims=SAMPLE_DIMS, alphas=PLOT_ALPHAS, backend="matplotlib")
         figure = plot.get_viz("figure")
-        figure.suptitle(label.replace("-", ": ", 1))
+        figure.suptitle(f"power-scaling the {label.replace('-', ' ', 1)} (and the opposite side's total)", y=1.08)
         path = out / f"psense-{_slug(label)}.png"
-        figure.savefig(path, dpi=100)
+        figure.savefig(path, dpi=100, bbox_inches="tight")
         plt.close(figure)
         paths.append(path)
     return paths
