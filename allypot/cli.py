@@ -181,6 +181,8 @@ def sensitivity_command(args) -> int:
     """Power-scaling sensitivity of a run folder by prior group and likelihood component (no refit)."""
     from allypot.sensitivity.power_scaling import summary_lines, write_sensitivity
 
+    if args.run is None:
+        raise ValueError("allypot sensitivity: give a RUN folder to power-scale")
     run = Path(args.run)
     out = Path(args.out) if args.out else Path(args.runs) / f"{_stamp()}-sensitivity-{run.name}"
     result, paths = write_sensitivity(run, Path(args.tables), out, progress=not args.quiet)
@@ -199,7 +201,8 @@ def add_sensitivity_parser(sub) -> argparse.ArgumentParser:
                        description="Power-scaling (Kallioinen et al. 2024, arviz_stats.psense) of each prior group and "
                        "each likelihood component of RUN; writes sensitivity.csv, sensitivity.md and psense-*.png to a "
                        "new folder. Older run folders get the missing log densities computed from their posterior.")
-    p.add_argument("run", metavar="RUN", help="run folder made by fit or compare")
+    # optional so that other analyses can share the subcommand without a run folder (e.g. an eta path)
+    p.add_argument("run", metavar="RUN", nargs="?", help="run folder made by fit or compare")
     p.add_argument("--tables", default=str(TABLES_DIR), help="the tables the run was fitted on (hash-checked)")
     p.add_argument("--runs", default=str(RUNS_DIR), help="folder that receives the output folder when --out is not given")
     p.add_argument("--out", help="output folder, created new (default: <runs>/<utc-stamp>-sensitivity-<RUN name>)")

@@ -100,3 +100,10 @@ def test_diagnosis_words_and_prior_groups():
         "log_country_effect_sigma": "group-effect scales", "log_country_effect_centred": "latent fields (hierarchical layer)",
         "logit_year_effect_offset": "latent fields (hierarchical layer)", "log_sigma": "residual scale",
     }
+
+
+def test_sensitivity_without_a_run_folder_says_so(capsys):
+    from allypot.cli import main
+
+    assert main(["sensitivity"]) == 2
+    assert "give a RUN folder" in capsys.readouterr().err
