@@ -428,7 +428,9 @@ def draw_power_scaling(idata: xr.DataTree, result: PowerScaling, out: Path, var_
         plot = plot_psense_dist(idata, var_names=names, prior_var_names=prior_vars, likelihood_var_names=likelihood_vars,
                                 sample_dims=SAMPLE_DIMS, alphas=PLOT_ALPHAS, backend="matplotlib")
         figure = plot.get_viz("figure")
-        figure.suptitle(f"power-scaling the {label.replace('-', ' ', 1)} (and the opposite side's total)", y=1.08)
+        # above the figure (the layout engine keeps the panel titles where a suptitle would go)
+        figure.text(0.01, 1.08, f"power-scaling the {label.replace('-', ' ', 1)} (and the opposite side's total)",
+                    ha="left", va="bottom", fontsize="large")
         path = out / f"psense-{_slug(label)}.png"
         figure.savefig(path, dpi=100, bbox_inches="tight")
         plt.close(figure)
