@@ -444,6 +444,8 @@ def _slug(text: str) -> str:
 
 def write_sensitivity(run_path: Path, tables_dir: Path, out: Path, progress: bool = False) -> tuple[PowerScaling, dict]:
     """Compute, draw and write: sensitivity.csv, sensitivity.md and psense-*.png in a new folder ``out``."""
+    if out.exists():
+        raise ValueError(f"{out} already exists; sensitivity writes into a new folder (give another --out)")
     started = time.perf_counter()
     result = power_scaling_of_run(run_path, tables_dir, progress)
     seconds = time.perf_counter() - started

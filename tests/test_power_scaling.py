@@ -107,3 +107,10 @@ def test_sensitivity_without_a_run_folder_says_so(capsys):
 
     assert main(["sensitivity"]) == 2
     assert "give a RUN folder" in capsys.readouterr().err
+
+
+def test_sensitivity_refuses_an_existing_output_folder(tmp_path, capsys):
+    from allypot.cli import main
+
+    assert main(["sensitivity", str(tmp_path / "some-run"), "--out", str(tmp_path)]) == 2
+    assert "already exists" in capsys.readouterr().err
