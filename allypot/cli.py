@@ -15,6 +15,7 @@ where commands write:
   fit, compare       a new run folder per fit under --runs (default: {RUNS_DIR}/ in the current directory)
   priors check       a new folder {RUNS_DIR}/<utc-stamp>-priors-<config>/ unless --out is given
   replicate          a new folder {RUNS_DIR}/<utc-stamp>-replicate/ unless --out is given
+  sensitivity        a new folder {RUNS_DIR}/<utc-stamp>-sensitivity-<run>/ unless --out is given
   data build/report  the repository's data/tables, data/CODEBOOK.md and data/report (developer commands)
 Nothing else writes into the repository; `make reports` regenerates the committed reports/ on purpose."""
 
@@ -176,6 +177,40 @@ def _grid(args) -> int:
     return 1 if (table["status"] == "failed").any() else 0
 
 
+def sensitivity_command(args) -> int:
+    """Power-scaling sensitivity of a run folder by prior group and likelihood component (no refit)."""
+    from allypot.sensitivity.power_scaling import summary_lines, write_sensitivity
+
+    if args.run is None:
+        raise ValueError("allypot sensitivity: give a RUN folder to power-scale")
+    run = Path(args.run)
+    out = Path(args.out) if args.out else Path(args.runs) / f"{_stamp()}-sensitivity-{run.name}"
+    result, paths = write_sensitivity(run, Path(args.tables), out, progress=not args.quiet)
+    print(f"power-scaling sensitivity of {run.name} ({paths['seconds']:.0f} s)")
+    for note in result.notes:
+        print(f"note: {note}")
+    print("\n".join(summary_lines(result)))
+    print(f"table (csv, markdown) and {len(paths['png'])} plots written to {out}")
+    return 0
+
+
+def add_sensitivity_parser(sub) -> argparse.ArgumentParser:
+    """The ``sensitivity`` subcommand (kept in one place so other options can join it)."""
+    p = sub.add_parser("sensitivity", help="power-scaling sensitivity of a run's effect and key parameters to each "
+                       "prior group and likelihood component (no refit); table, diagnosis in words, plots",
+                       description="Power-scaling (Kallioinen et al. 2024, arviz_stats.psense) of each prior group and "
+                       "each likelihood component of RUN; writes sensitivity.csv, sensitivity.md and psense-*.png to a "
+                       "new folder. Older run folders get the missing log densities computed from their posterior.")
+    # optional so that other analyses can share the subcommand without a run folder (e.g. an eta path)
+    p.add_argument("run", metavar="RUN", nargs="?", help="run folder made by fit or compare")
+    p.add_argument("--tables", default=str(TABLES_DIR), help="the tables the run was fitted on (hash-checked)")
+    p.add_argument("--runs", default=str(RUNS_DIR), help="folder that receives the output folder when --out is not given")
+    p.add_argument("--out", help="output folder, created new (default: <runs>/<utc-stamp>-sensitivity-<RUN name>)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=sensitivity_command)
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     from allypot.data.pipeline.raw_inputs import PROJECT_MANIFEST
 
@@ -273,6 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="change every cell's base config, e.g. --set sampler.draws=500 (repeatable); "
                    "the grid's name then gets a suffix so the result never passes for the grid as written")
     p.set_defaults(func=_grid)
+
+    add_sensitivity_parser(sub)
 
     priors = sub.add_parser("priors", help="prior predictive checks").add_subparsers(dest="action", required=True)
     help_text = "draw from the prior predictive and plot shares, depths and agreement"

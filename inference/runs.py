@@ -3,7 +3,9 @@
 ``runs/<utc-stamp>-<mode>-<name>-<id>/`` holds
 
 - ``posterior.nc``: the ArviZ DataTree (posterior, sample_stats, observed_data,
-  log_likelihood of the contribution part, log_prior, and mode-specific groups);
+  log_likelihood (pointwise for the contribution part; per-draw totals of the treaty items and
+  vote agreement in joint runs), log_prior (latent fields as per-draw totals), and mode-specific
+  groups; see ``inference.sampling``);
 - ``config.toml``: the fully resolved config (priors included);
 - ``meta.json``: run id, seed, data hash and the tables it covers, package versions,
   timings, sample sizes and every excluded row count;
