@@ -318,7 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tables", default=str(TABLES_DIR), help="the tables the run was fitted on")
     p.add_argument("--out", help=f"new output folder (default: {RUNS_DIR}/<utc-stamp>-influence-<run id>/)")
     p.add_argument("--refit", action="store_true", help="refit the run's config without each state whose k is "
-                   "above --k-threshold (worst first); refits are run folders under --runs, reused when present")
+                   "above --k-threshold (largest PSIS change first); refits are run folders under --runs, reused when present")
     p.add_argument("--k-threshold", type=float, default=0.7, help="Pareto k above which PSIS is not trusted")
     p.add_argument("--max-refits", type=int, default=None, help="refit at most this many states (default: all above the threshold)")
     p.add_argument("--runs", default=str(RUNS_DIR), help="where refit run folders go and are looked up")

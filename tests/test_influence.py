@@ -18,6 +18,7 @@ from allypot.models.sample import select_sample
 from allypot.paths import TABLES_DIR
 from allypot.sensitivity.influence import (
     compute_influence,
+    integrated_log_likelihood,
     refit_config,
     state_log_likelihood,
 )
@@ -25,6 +26,7 @@ from allypot.sensitivity.influence import (
 SIGMA = 1.0  # known observation SD
 PRIOR_MEAN, PRIOR_SD = 0.0, 10.0
 CHAINS, DRAWS = 4, 1000
+SMALL_RUN_MODE = "joint"  # one compilation and one sampling per fit
 
 
 def normal_posterior(y: np.ndarray) -> tuple[float, float]:
@@ -106,6 +108,33 @@ def test_state_log_likelihood_sums_rows():
         state_log_likelihood(log_lik, np.array([1, 2]))
 
 
+def test_integrated_hurdle_likelihood_matches_quadrature():
+    """One state's hurdle likelihood with both country effects integrated out equals adaptive
+    quadrature of the same integrals, draw by draw (a wide and a narrow effect scale)."""
+    from scipy import integrate
+    from scipy.special import expit
+
+    rng = np.random.default_rng(7)
+    positive = np.array([True, False, True, True, False, False, True])
+    log_y = np.log(rng.uniform(1e-4, 1e-2, size=positive.sum()))
+    for tau_logit, sigma, tau_log in ((2.0, 0.8, 1.5), (0.3, 1.2, 0.2)):
+        eta_other = rng.normal(-1, 1, size=positive.size)
+        mu_other = log_y + rng.normal(0.5, 0.5, size=log_y.size)
+
+        def logit_integrand(u):
+            p = expit(eta_other + u)
+            return np.prod(np.where(positive, p, 1 - p)) * stats.norm.pdf(u, 0, tau_logit)
+
+        def log_integrand(v):
+            return np.prod(stats.lognorm.pdf(np.exp(log_y), s=sigma, scale=np.exp(mu_other + v))) * stats.norm.pdf(v, 0, tau_log)
+
+        exact = (np.log(integrate.quad(logit_integrand, -12 * tau_logit, 12 * tau_logit, epsabs=0, epsrel=1e-10)[0])
+                 + np.log(integrate.quad(log_integrand, -12 * tau_log, 12 * tau_log, epsabs=0, epsrel=1e-10, limit=200)[0]))
+        got = integrated_log_likelihood(eta_other, positive, np.array(tau_logit), log_y, mu_other, np.array(sigma),
+                                        np.array(tau_log))
+        assert abs(got - exact) < 1e-6, (got, exact)
+
+
 @pytest.fixture(scope="module")
 def panel():
     return load_table("panel", TABLES_DIR)
@@ -148,3 +177,54 @@ def test_refit_config_adds_the_state_to_an_old_config():
     assert refit["data"]["exclude_countries"] == [20]
     assert refit["data"]["first_year"] == 2013 and refit["priors"] == legacy["priors"]
     assert refit_config(refit, 2)["data"]["exclude_countries"] == [2, 20]
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    """A real run: the smoke config (hurdle, baseline) on 2013-2014, 2 chains x 100 draws."""
+    from allypot.inference.config import load_config
+    from allypot.inference.fit import fit_config
+
+    config = load_config("tests/fixtures/configs/smoke_joint.toml")
+    config["data"] |= {"first_year": 2013, "last_year": 2014}
+    config["model"]["mode"] = SMALL_RUN_MODE
+    config["sampler"] |= {"chains": 2, "draws": 100, "tune": 100}
+    runs = tmp_path_factory.mktemp("runs")
+    return fit_config(config, TABLES_DIR, runs, progress=False).path
+
+
+@pytest.mark.slow
+def test_influence_cli_end_to_end_with_one_refit(small_run, tmp_path, capsys):
+    """`allypot influence RUN --refit --max-refits 1` on a real run: every state of the sample in
+    the table once with its rows, the most influential state refitted without its rows (counted
+    in the refit's metadata), the refit reused on a second call, outputs written where asked."""
+    import json
+
+    from allypot.cli import main
+
+    runs = tmp_path / "runs"
+    args = ["influence", str(small_run), "--refit", "--max-refits", "1", "--k-threshold", "0", "--runs", str(runs),
+            "--top", "5", "--quiet"]
+    assert main(args + ["--out", str(tmp_path / "first")]) == 0
+    table = pd.read_csv(tmp_path / "first" / "influence.csv")
+    meta = json.loads((small_run / "meta.json").read_text())
+    assert table["ccode"].is_unique and table["rows"].sum() == meta["sample"]["rows"]
+    assert table["pareto_k"].notna().all()
+    assert list(table["change_mean_sd"].abs()) == sorted(table["change_mean_sd"].abs(), reverse=True)
+    refitted = table[table["method"] == "refit"]
+    assert len(refitted) == 1
+    state = refitted.iloc[0]
+    refit_meta = json.loads((runs / state["run"].split("/")[-1] / "meta.json").read_text())
+    assert refit_meta["sample"]["rows"] == meta["sample"]["rows"] - state["rows"]
+    excluded = {reason: n for reason, n in refit_meta["sample"]["excluded"].items() if "exclude_countries" in reason}
+    assert list(excluded.values()) == [state["rows"]] and f"ccode {state['ccode']} " in next(iter(excluded))
+    printed = capsys.readouterr().out
+    assert "most influential:" in printed and str(tmp_path / "first") in printed
+    report = (tmp_path / "first" / "influence.md").read_text()
+    assert "1 refitted" in report and state["run"] in report
+    assert (tmp_path / "first" / "influence.png").stat().st_size > 10_000
+    # the second call finds the refit by its run id instead of fitting again
+    assert main(args + ["--out", str(tmp_path / "second")]) == 0
+    assert len(list(runs.iterdir())) == 1
+    again = pd.read_csv(tmp_path / "second" / "influence.csv")
+    assert again.loc[again["method"] == "refit", "run"].tolist() == [state["run"]]
