@@ -334,10 +334,11 @@ def ranked(table: pd.DataFrame) -> pd.DataFrame:
 
 def refit_config(config: dict, ccode: int) -> dict:
     """The run's config with one more state left out (re-validated, so older run configs gain the
-    keys added since; the resolved priors round-trip unchanged)."""
+    keys added since; the resolved priors round-trip unchanged). The tables' folder is left for
+    the caller to set (:func:`refit_state`): the run's may not exist on this machine."""
     from allypot.inference.config import resolve_config
 
-    resolved = resolve_config(config, source="run config")
+    resolved = resolve_config({**config, "data": config["data"] | {"tables_dir": ""}}, source="run config")
     resolved["data"]["exclude_countries"] = sorted(resolved["data"]["exclude_countries"] + [int(ccode)])
     return resolved
 
@@ -358,10 +359,12 @@ def find_run(runs_dir: Path, run_id: str) -> Path | None:
 
 def refit_state(config: dict, ccode: int, tables_dir: Path, runs_dir: Path, progress: bool = False) -> Path:
     """The run folder of ``config`` without state ``ccode``: reused if one with its id exists, else fitted."""
+    from allypot.inference.config import use_tables_dir
     from allypot.inference.fit import fit_config
     from allypot.inference.runs import compute_run_id, data_hash, run_data_files
 
     refit = refit_config(config, ccode)
+    use_tables_dir(refit, tables_dir)  # the saved config names the tables the refit read
     digest, _ = data_hash(tables_dir, files=run_data_files(refit))
     existing = find_run(runs_dir, compute_run_id(refit, digest))
     return existing if existing is not None else fit_config(refit, tables_dir, runs_dir, progress=progress).path

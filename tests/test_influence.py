@@ -5,6 +5,8 @@ normal mean with known variance and a normal prior, observations in groups ("sta
 exact posterior draws in place of MCMC (so the only error is PSIS's and Monte Carlo's).
 """
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -194,36 +196,53 @@ def small_run(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_influence_cli_end_to_end_with_one_refit(small_run, tmp_path, capsys):
-    """`allypot influence RUN --refit --max-refits 1` on a real run: every state of the sample in
-    the table once with its rows, the most influential state refitted without its rows (counted
-    in the refit's metadata), the refit reused on a second call, outputs written where asked."""
+def test_influence_cli_end_to_end(small_run, tmp_path, capsys):
+    """`allypot influence RUN` on a real run: every state of the sample once with its rows, ranked
+    by |change|, the integrated weights used (hurdle with country effects), outputs where asked."""
+    import json
+
+    from allypot.cli import main
+
+    out = tmp_path / "influence"
+    assert main(["influence", str(small_run), "--out", str(out), "--top", "5"]) == 0
+    table = pd.read_csv(out / "influence.csv")
+    meta = json.loads((small_run / "meta.json").read_text())
+    assert table["ccode"].is_unique and table["rows"].sum() == meta["sample"]["rows"]
+    assert table["pareto_k"].notna().all() and (table["method"] == "psis").all()
+    assert list(table["change_mean_sd"].abs()) == sorted(table["change_mean_sd"].abs(), reverse=True)
+    # most states' weights are usable once the country effects are integrated out
+    assert (table["pareto_k"] <= 0.7).mean() > 0.8
+    printed = capsys.readouterr().out
+    assert "integrated PSIS weights" in printed and f"most influential: {table['name'][0]}" in printed
+    assert str(out) in printed
+    report = (out / "influence.md").read_text()
+    assert "country effects integrated over their prior" in report and f"| {table['stateabb'][0]} |" in report
+    assert (out / "influence.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_refit_of_one_state_is_counted_and_reused(small_run, tmp_path):
+    """--refit --max-refits 1 refits the most influential state without its rows (counted in the
+    refit's metadata) and a second call finds the refit by its run id instead of fitting again."""
     import json
 
     from allypot.cli import main
 
     runs = tmp_path / "runs"
     args = ["influence", str(small_run), "--refit", "--max-refits", "1", "--k-threshold", "0", "--runs", str(runs),
-            "--top", "5", "--quiet"]
+            "--quiet"]
     assert main(args + ["--out", str(tmp_path / "first")]) == 0
     table = pd.read_csv(tmp_path / "first" / "influence.csv")
-    meta = json.loads((small_run / "meta.json").read_text())
-    assert table["ccode"].is_unique and table["rows"].sum() == meta["sample"]["rows"]
-    assert table["pareto_k"].notna().all()
-    assert list(table["change_mean_sd"].abs()) == sorted(table["change_mean_sd"].abs(), reverse=True)
     refitted = table[table["method"] == "refit"]
     assert len(refitted) == 1
     state = refitted.iloc[0]
-    refit_meta = json.loads((runs / state["run"].split("/")[-1] / "meta.json").read_text())
+    assert state["ccode"] == table["ccode"][table["psis_change_mean_sd"].abs().idxmax()]
+    refit_meta = json.loads((Path(state["run"]) / "meta.json").read_text())
+    meta = json.loads((small_run / "meta.json").read_text())
     assert refit_meta["sample"]["rows"] == meta["sample"]["rows"] - state["rows"]
     excluded = {reason: n for reason, n in refit_meta["sample"]["excluded"].items() if "exclude_countries" in reason}
     assert list(excluded.values()) == [state["rows"]] and f"ccode {state['ccode']} " in next(iter(excluded))
-    printed = capsys.readouterr().out
-    assert "most influential:" in printed and str(tmp_path / "first") in printed
-    report = (tmp_path / "first" / "influence.md").read_text()
-    assert "1 refitted" in report and state["run"] in report
-    assert (tmp_path / "first" / "influence.png").stat().st_size > 10_000
-    # the second call finds the refit by its run id instead of fitting again
+    assert "1 refitted" in (tmp_path / "first" / "influence.md").read_text()
     assert main(args + ["--out", str(tmp_path / "second")]) == 0
     assert len(list(runs.iterdir())) == 1
     again = pd.read_csv(tmp_path / "second" / "influence.csv")
