@@ -170,6 +170,19 @@ def _draws(posterior: xr.Dataset, name: str) -> np.ndarray:
     return posterior[name].to_numpy().astype("float64")
 
 
+def _potential(run) -> np.ndarray:
+    """Potential per draw and row as the regression saw it: a plug-in run's fixed potential is
+    stored in ``constant_data`` (float64; recomputing it from the stored float32 measurement
+    means is off by enough to move the log likelihood by 0.08), every other run's via rundata."""
+    from allypot.diagnostics.rundata import potential_draws
+
+    constant = run.group("constant_data")
+    if constant is not None and "potential" in constant.data_vars:
+        shape = (run.posterior.sizes["chain"], run.posterior.sizes["draw"], constant.sizes["row"])
+        return np.broadcast_to(constant["potential"].to_numpy().astype("float64"), shape)
+    return potential_draws(run).to_numpy().astype("float64")
+
+
 def hurdle_state_terms(run, pointwise_ll: xr.DataArray, states: np.ndarray) -> StateTerms:
     """The integrated log likelihood of each state's rows and the effect without them (hurdle family).
 
@@ -180,12 +193,10 @@ def hurdle_state_terms(run, pointwise_ll: xr.DataArray, states: np.ndarray) -> S
     """
     from scipy.special import expit, log_expit
 
-    from allypot.diagnostics.rundata import potential_draws
-
     post, inputs = run.posterior, run.inputs
     share = inputs.outcome
     positive = share > 0
-    potential = potential_draws(run).to_numpy().astype("float64")  # (chain, draw, row)
+    potential = _potential(run)  # (chain, draw, row)
     controls = inputs.controls  # (row, control), standardised
     log_centre = np.log(share[positive]).mean()
 
