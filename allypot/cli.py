@@ -16,6 +16,8 @@ where commands write:
   priors check       a new folder {RUNS_DIR}/<utc-stamp>-priors-<config>/ unless --out is given
   replicate          a new folder {RUNS_DIR}/<utc-stamp>-replicate/ unless --out is given
   sensitivity        a new folder {RUNS_DIR}/<utc-stamp>-sensitivity-<run>/ unless --out is given
+  influence          a new folder {RUNS_DIR}/<utc-stamp>-influence-<run id>/ unless --out is given;
+                     --refit adds run folders under --runs
   data build/report  the repository's data/tables, data/CODEBOOK.md and data/report (developer commands)
 Nothing else writes into the repository; `make reports` regenerates the committed reports/ on purpose."""
 
@@ -211,6 +213,22 @@ def add_sensitivity_parser(sub) -> argparse.ArgumentParser:
     return p
 
 
+def _influence(args) -> int:
+    from allypot.diagnostics.rundata import open_run
+    from allypot.sensitivity.influence import apply_refits, format_summary, influence_of_run, write_influence
+
+    run = open_run(Path(args.run), Path(args.tables))
+    influence = influence_of_run(run, args.k_threshold)
+    if args.refit:
+        influence = apply_refits(influence, run.config, Path(args.tables), Path(args.runs), args.max_refits,
+                                 progress=not args.quiet)
+    out = Path(args.out) if args.out else RUNS_DIR / f"{_stamp()}-influence-{run.meta['id']}"
+    paths = write_influence(influence, out, args.top)
+    print(format_summary(influence, args.top))
+    print(f"table, report and figure written to {paths['md'].parent}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from allypot.data.pipeline.raw_inputs import PROJECT_MANIFEST
 
@@ -332,6 +350,21 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=type(default), default=default,
                        help="threshold (default: %(default)s)")
     p.set_defaults(func=_diagnose)
+
+    help_text = ("leave-one-state-out change of the alliance-potential effect by PSIS (Pareto k per state); "
+                 "--refit refits the states whose k is above the threshold")
+    p = sub.add_parser("influence", help=help_text, description=help_text)
+    p.add_argument("run", metavar="RUN", help="run folder made by fit or compare")
+    p.add_argument("--tables", default=str(TABLES_DIR), help="the tables the run was fitted on")
+    p.add_argument("--out", help=f"new output folder (default: {RUNS_DIR}/<utc-stamp>-influence-<run id>/)")
+    p.add_argument("--refit", action="store_true", help="refit the run's config without each state whose k is "
+                   "above --k-threshold (largest PSIS change first); refits are run folders under --runs, reused when present")
+    p.add_argument("--k-threshold", type=float, default=0.7, help="Pareto k above which PSIS is not trusted")
+    p.add_argument("--max-refits", type=int, default=None, help="refit at most this many states (default: all above the threshold)")
+    p.add_argument("--runs", default=str(RUNS_DIR), help="where refit run folders go and are looked up")
+    p.add_argument("--top", type=int, default=15, help="states shown in the summary, report and figure")
+    p.add_argument("--quiet", action="store_true", help="no progress messages from refits")
+    p.set_defaults(func=_influence)
 
     p = sub.add_parser("figures", help="the study's figures (PNG and PDF) from a run folder")
     p.add_argument("run", metavar="RUN")

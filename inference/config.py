@@ -30,7 +30,9 @@ ADAPTATIONS = ("diag", "low_rank")
 
 DEFAULTS: dict = {
     "run": {"name": "run", "seed": 20011007, "description": ""},
-    "data": {"tables_dir": "", "panel": "panel.csv", "outcome": "share", "first_year": 2001, "last_year": 2014},
+    # exclude_countries: COW codes left out of the sample on purpose (models/sample.py, step 4)
+    "data": {"tables_dir": "", "panel": "panel.csv", "outcome": "share", "first_year": 2001, "last_year": 2014,
+             "exclude_countries": []},
     "model": {
         "mode": "joint",
         "specification": "political",
@@ -132,6 +134,7 @@ def resolve_config(user: dict, source: str = "<config>", base_dir: Path | None =
     if not isinstance(config["run"]["description"], str):
         errors.append(f"run.description = {config['run']['description']!r}: must be a string")
     errors += _tables_dir_errors(config, base_dir)
+    errors += _exclude_countries_errors(config["data"]["exclude_countries"])
     ta = config["sampler"]["target_accept"]
     if not (isinstance(ta, float) and 0.5 <= ta < 1.0):
         errors.append(f"sampler.target_accept = {ta!r}: must be a number in [0.5, 1)")
@@ -178,6 +181,17 @@ def _tables_dir_errors(config: dict, base_dir: Path | None) -> list[str]:
     if not folder.is_dir():
         return [f"data.tables_dir = {value!r}: no such folder ({folder})"]
     config["data"]["tables_dir"] = str(folder)
+    return []
+
+
+def _exclude_countries_errors(value) -> list[str]:
+    """``data.exclude_countries`` must list distinct COW codes; whether each is a state of the
+    panel is checked against the panel itself when the sample is drawn (models/sample.py)."""
+    if not isinstance(value, list) or not all(isinstance(c, int) and not isinstance(c, bool) and c > 0 for c in value):
+        return [f"data.exclude_countries = {value!r}: must be a list of COW country codes (positive integers), "
+                "e.g. [255, 200]"]
+    if len(set(value)) != len(value):
+        return [f"data.exclude_countries = {value!r}: lists a country more than once"]
     return []
 
 

@@ -50,6 +50,8 @@ def load_inputs(config: dict, tables_dir: Path) -> ModelInputs:
     inputs = inputs_from_tables(
         tables_dir, m["specification"], d["outcome"], d["panel"], (d["first_year"], d["last_year"]),
         m["alliance_universe"], m["items"],
+        # run folders saved before the key existed have no exclude_countries: nothing was left out
+        tuple(d.get("exclude_countries", ())),
     )
     if m["depth_aggregation"] == "primary":
         inputs = with_primary_alliances(inputs, priors_from_config(config)["irt"], config["sampler"], config["run"]["seed"])

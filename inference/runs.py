@@ -74,9 +74,12 @@ def compute_run_id(config: dict, data_digest: str) -> str:
     """Identify a run by what determines its result: the resolved config and the data.
 
     The tables' folder is left out: the data hash already covers their content, and the same
-    analysis of the same data keeps its id in another checkout.
+    analysis of the same data keeps its id in another checkout. An empty
+    ``data.exclude_countries`` is left out too, so runs saved before the key existed keep their ids.
     """
-    located = {**config, "data": {k: v for k, v in config.get("data", {}).items() if k != "tables_dir"}}
+    data = {k: v for k, v in config.get("data", {}).items()
+            if k != "tables_dir" and not (k == "exclude_countries" and not v)}
+    located = {**config, "data": data}
     payload = json.dumps(located, sort_keys=True, default=str) + data_digest
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 

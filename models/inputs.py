@@ -133,11 +133,14 @@ def inputs_from_tables(
     years: tuple[int, int] | None = None,
     alliance_universe: str = DEFAULT_UNIVERSE,
     item_set: str = DEFAULT_ITEM_SET,
+    exclude_countries: tuple[int, ...] = (),
 ) -> ModelInputs:
     """Assemble the model inputs for one specification from the derived tables.
 
     ``alliance_universe`` (:data:`ALLIANCE_UNIVERSES`) and ``item_set`` (:data:`ITEM_SETS`)
-    are the measurement choices of the module docstring.
+    are the measurement choices of the module docstring. ``exclude_countries`` leaves states
+    out of the sample altogether (their regression rows and, as they are no longer sample
+    countries, their vote paths).
     """
     from allypot.data.loaders import load_table
 
@@ -157,7 +160,7 @@ def inputs_from_tables(
     agreement = load_table("un_agreement", tables_dir)
     ideal = load_table("ideal_points", tables_dir)
 
-    chosen = select_sample(with_universe_allies(panel, membership), [outcome, *controls], years)
+    chosen = select_sample(with_universe_allies(panel, membership), [outcome, *controls], years, exclude_countries)
     sample = chosen.rows
     if sample.empty:
         raise ValueError(f"no complete state-years for specification {specification!r}")

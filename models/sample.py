@@ -12,7 +12,10 @@ The rule (MODEL.md Part A, "The sample"):
    a contributor to the war (Afghanistan's "share" is 0 by construction);
 3. then complete cases on the outcome and the specification's columns (a missing or
    non-finite value drops the row; Iceland, with no armed forces, drops here for its
-   undefined share, as in the paper).
+   undefined share, as in the paper);
+4. last, the states a run config leaves out on purpose (``data.exclude_countries``, e.g. a
+   leave-one-state-out refit of ``allypot influence``), one reason per state, so each count
+   is exactly the rows that state would have had in the sample.
 
 Every dropped state-year is counted once, under the first reason that applies, so the
 counts and the kept rows add up to the panel.
@@ -115,7 +118,7 @@ class Sample:
 
 
 def select_sample(panel: pd.DataFrame, columns: list[str] | tuple[str, ...],
-                  years: tuple[int, int] | None = None) -> Sample:
+                  years: tuple[int, int] | None = None, exclude_countries: tuple[int, ...] = ()) -> Sample:
     """Apply the sample rule (module docstring) to a state-year panel.
 
     Parameters
@@ -124,17 +127,24 @@ def select_sample(panel: pd.DataFrame, columns: list[str] | tuple[str, ...],
         added by :func:`add_log_columns` first).
     columns : the outcome and the regressors that must be present and finite.
     years : first and last year kept (inclusive), or None for all.
+    exclude_countries : COW codes left out by the run config (step 4); each must be a state
+        of the panel.
 
     Returns
     -------
     Sample
         ``rows`` sorted by (ccode, year) with a fresh index; ``exclusions`` lists
-        (reason, state-years) for every reason that dropped at least one row.
+        (reason, state-years) for every reason that dropped at least one row, and every
+        state left out by ``exclude_countries`` (with 0 when it had no rows in the sample).
     """
     data = add_log_columns(panel)
     missing = [c for c in columns if c not in data.columns]
     if missing:
         raise ValueError(f"panel lacks column(s) {missing} needed by the sample rule")
+    known = set(data["ccode"].astype("int64"))
+    unknown = [c for c in exclude_countries if c not in known]
+    if unknown:
+        raise ValueError(f"data.exclude_countries: {unknown} not a state (ccode) of the panel")
     exclusions: list[tuple[str, int]] = []
 
     def drop(mask: pd.Series, reason: str) -> None:
@@ -148,5 +158,18 @@ def select_sample(panel: pd.DataFrame, columns: list[str] | tuple[str, ...],
         drop(data["ccode"].astype("int64") == ccode, reason)
     for column in columns:
         drop(~np.isfinite(data[column].astype("float64")), f"{column} missing")
+    kept = [e for e in exclusions if e[1] > 0]
+    for ccode in exclude_countries:
+        mask = data["ccode"].astype("int64") == ccode
+        data = data[~mask]
+        kept.append((f"{exclusion_label(panel, ccode)} left out by data.exclude_countries", int(mask.sum())))
     rows = data.sort_values(["ccode", "year"]).reset_index(drop=True)
-    return Sample(rows, [e for e in exclusions if e[1] > 0], len(panel))
+    return Sample(rows, kept, len(panel))
+
+
+def exclusion_label(panel: pd.DataFrame, ccode: int) -> str:
+    """``ccode 255 (GMY)``: the code and, where the panel has it, the state's abbreviation."""
+    if "stateabb" not in panel.columns:
+        return f"ccode {ccode}"
+    names = panel.loc[panel["ccode"].astype("int64") == ccode, "stateabb"].dropna()
+    return f"ccode {ccode} ({names.iloc[0]})" if len(names) else f"ccode {ccode}"
