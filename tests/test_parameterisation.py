@@ -135,3 +135,63 @@ def test_by_data_centring_centres_the_log_part_where_there_are_positive_shares(h
     assert model.named_vars_to_dims["log_country_effect"] == ("country",)
     with pytest.raises(ValueError, match="model.centring"):
         ModelOptions(centring="all")
+
+
+@pytest.mark.parametrize("parameterisation", ["orthogonal", "direct"])
+def test_mean_split_log_density_equals_by_data_at_the_mapped_point(hurdle_inputs, parameterisation):
+    """logp_meansplit(a + m + w, m, z, w, zv, rest) == logp_by_data(a, m + z, w + zv, rest) + log sqrt(n_c n_y).
+
+    (m, z) -> u = m + z is linear with determinant sqrt(n) for n centred levels (ZeroSumNormal's
+    free coordinates are orthonormal), so the two log densities differ by that constant only
+    and the posteriors are one. Checked at random points, where a wrong prior scale of m or z
+    or a missing intercept shift would change the difference.
+    """
+    from allypot.models.compose import build_contribution_model
+    from allypot.models.contribution import levels_with_data
+
+    priors = load_priors()
+    potential = np.random.default_rng(1).normal(size=len(hurdle_inputs.outcome))
+    models = {
+        centring: build_contribution_model(
+            hurdle_inputs, ModelOptions(family="hurdle", parameterisation=parameterisation, centring=centring),
+            priors, potential,
+        )
+        for centring in ("by_data", "by_data_meansplit")
+    }
+    split, plain = models["by_data_meansplit"], models["by_data"]
+    effects_of = _compile(split, ["log_country_effect", "log_year_effect"])
+    positive = hurdle_inputs.outcome > 0
+    centred = {
+        "country": levels_with_data(hurdle_inputs.country_idx, len(hurdle_inputs.countries), positive),
+        "year": levels_with_data(hurdle_inputs.year_idx, len(hurdle_inputs.years), positive),
+    }
+    assert 0 < centred["country"].sum() < len(centred["country"])  # the mixed case is exercised
+    intercept = "log_intercept_orth" if parameterisation == "orthogonal" else ("log_intercept_split", "log_intercept")
+    logp_split, logp_plain = split.compile_logp(), plain.compile_logp()
+    expected = 0.5 * np.log(centred["country"].sum() * centred["year"].sum())
+    rng = np.random.default_rng(9)
+    for _ in range(3):
+        point = _random_point(split, rng)
+        country, year = effects_of(point)
+        mapped = {k: v for k, v in point.items() if k in plain.initial_point()}
+        means = point["log_country_effect_level_mean"] + point["log_year_effect_level_mean"]
+        new_name, old_name = intercept if isinstance(intercept, tuple) else (intercept, intercept)
+        mapped[old_name] = point[new_name] - means
+        mapped["log_country_effect_centred"] = country[centred["country"]]
+        mapped["log_year_effect_centred"] = year[centred["year"]]
+        assert set(mapped) == set(plain.initial_point())
+        np.testing.assert_allclose(logp_split(point) - logp_plain(mapped), expected, rtol=0, atol=1e-8)
+
+
+def test_mean_split_effect_has_the_prior_of_iid_levels(hurdle_inputs):
+    """Prior draws of the split effect: each centred level ~ N(0, sigma), levels uncorrelated."""
+    import pymc as pm
+
+    priors = load_priors({"hurdle": {"country_sigma": {"dist": "HalfNormal", "kwargs": {"sigma": 1.0}}}})
+    model = build_joint_model(hurdle_inputs, ModelOptions(family="hurdle", centring="by_data_meansplit"), priors)
+    draws = pm.draw([model["log_country_effect"], model["log_country_effect_sigma"]], draws=20000, random_seed=4)
+    effect, sigma = draws
+    standardised = effect / sigma[:, None]  # given sigma every level is N(0, 1) and independent
+    np.testing.assert_allclose(standardised.std(axis=0), 1.0, atol=0.03)
+    correlation = np.corrcoef(standardised, rowvar=False)
+    np.testing.assert_allclose(correlation[np.triu_indices_from(correlation, 1)], 0.0, atol=0.04)
