@@ -26,6 +26,13 @@ largely the US-ally dummy (correlation -0.85), so in ``direct`` coordinates beta
 gamma_log[us_ally] trade off along a ridge whose direction moves with the latent depths; in
 ``orthogonal`` coordinates the data inform beta only through the part of potential the
 controls do not explain. See :func:`_linear_predictor` for the priors it carries.
+
+Centring (``model.centring``), also a sampler choice: ``by_data`` centres, in the hurdle's log
+part, the country and year effects of levels with at least CENTRED_MIN_ROWS positive shares.
+The data then pin down the intercept plus the mean of those effects, not each: a ridge of
+width sigma / sqrt(n levels) between them (real panel: log intercept R-hat 1.025, ESS 216 of
+4000). ``by_data_meansplit`` samples that mean apart from the deviations and inside the
+intercept (:func:`split_group_effect`), which removes the ridge (R-hat 1.002, ESS 718).
 """
 
 from __future__ import annotations
