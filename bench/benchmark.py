@@ -11,7 +11,7 @@ Target (issue 6): 4 chains x 1000 draws after 1000 tuning on 2 cores, bulk ESS o
 >= 1000 in at most 3 minutes of sampling, no divergences, R-hat <= 1.01.
 
     python bench/benchmark.py [--backends nutpie numpyro pymc] [--parameterisations orthogonal direct]
-                              [--adaptation diag low_rank] [--centring prior by_data]
+                              [--adaptation diag low_rank] [--centring by_data_meansplit by_data prior]
                               [--draws 1000] [--tune 1000] [--seed N]
 """
 
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from itertools import product
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -84,7 +85,7 @@ def main(argv=None) -> pd.DataFrame:
     parser.add_argument("--parameterisations", nargs="+", choices=PARAMETERISATIONS,
                         help="default: the config's model.parameterisation")
     parser.add_argument("--adaptation", nargs="+", choices=ADAPTATIONS, help="nutpie mass-matrix adaptation(s)")
-    parser.add_argument("--centring", choices=CENTRINGS, help="override model.centring")
+    parser.add_argument("--centring", nargs="+", choices=CENTRINGS, help="default: the config's model.centring")
     parser.add_argument("--chains", type=int)
     parser.add_argument("--draws", type=int)
     parser.add_argument("--tune", type=int)
@@ -96,15 +97,13 @@ def main(argv=None) -> pd.DataFrame:
             config["sampler"][key] = getattr(args, key)
     if args.seed is not None:
         config["run"]["seed"] = args.seed
-    if args.centring is not None:
-        config["model"]["centring"] = args.centring
     rows = []
     for backend in args.backends:
         for parameterisation in args.parameterisations or [config["model"]["parameterisation"]]:
             adaptations = (args.adaptation or [config["sampler"]["adaptation"]]) if backend == "nutpie" else ["diag"]
-            for adaptation in adaptations:
-                print(f"\n=== {backend}, {parameterisation}, {adaptation} ===", flush=True)
-                cell = config | {"model": config["model"] | {"parameterisation": parameterisation},
+            for adaptation, centring in product(adaptations, args.centring or [config["model"]["centring"]]):
+                print(f"\n=== {backend}, {parameterisation}, {adaptation}, {centring} ===", flush=True)
+                cell = config | {"model": config["model"] | {"parameterisation": parameterisation, "centring": centring},
                                  "sampler": config["sampler"] | {"adaptation": adaptation}}
                 rows.append(benchmark(cell, backend))
                 print(pd.DataFrame(rows).to_string(index=False), flush=True)

@@ -121,6 +121,14 @@ def run_guarded(draw: Callable[[], xr.DataTree], model: pm.Model, chains: int, d
     return idata
 
 
+def nuts_options(sampler: dict) -> dict:
+    """The NUTS keywords of ``pm.sample(nuts=...)``: the mass-matrix adaptation is nutpie's own."""
+    options = {"target_accept": sampler["target_accept"]}
+    if sampler["backend"] == "nutpie":
+        options["adaptation"] = sampler["adaptation"]
+    return options
+
+
 def sample_model(model: pm.Model, sampler: dict, seed: int, progress: bool = True, quiet: bool = False) -> tuple[xr.DataTree, float]:
     """Run NUTS on ``model`` with the configured backend; return (posterior, seconds).
 
@@ -134,12 +142,11 @@ def sample_model(model: pm.Model, sampler: dict, seed: int, progress: bool = Tru
         cores=min(sampler["chains"], 2),
         random_seed=seed,
         nuts_sampler=sampler["backend"],
-        target_accept=sampler["target_accept"],
         progressbar=progress,
         quiet=quiet,
         model=model,
         compute_convergence_checks=False,
-        nuts_sampler_kwargs={"adaptation": sampler["adaptation"]} if sampler["backend"] == "nutpie" else None,
+        nuts=nuts_options(sampler),
     ), model, sampler["chains"], sampler["draws"])
     return idata, time.perf_counter() - started
 

@@ -106,3 +106,26 @@ def test_interrupted_cli_fit_exits_non_zero_and_leaves_no_run(interrupt_after, t
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("allypot: sampling interrupted (Ctrl-C)")
     assert not runs.exists() or list(runs.iterdir()) == []
+
+
+def test_sampler_options_go_to_nuts_and_adaptation_only_to_nutpie():
+    from allypot.inference.sampling import nuts_options
+
+    assert nuts_options({"backend": "nutpie", "target_accept": 0.95, "adaptation": "low_rank"}) == {
+        "target_accept": 0.95, "adaptation": "low_rank"}
+    assert nuts_options({"backend": "numpyro", "target_accept": 0.95, "adaptation": "low_rank"}) == {
+        "target_accept": 0.95}
+
+
+@pytest.mark.slow  # a nutpie compilation
+def test_a_nutpie_fit_raises_no_deprecation_warning():
+    """PyMC 6 deprecates ``nuts_sampler_kwargs``; the NUTS options go through ``nuts=``."""
+    import warnings
+
+    with pm.Model() as model:
+        pm.Normal("x", 0.0, 1.0)
+    sampler = {"backend": "nutpie", "chains": 1, "draws": 20, "tune": 20, "target_accept": 0.8, "adaptation": "diag"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        idata, _ = sample_model(model, sampler, seed=1, progress=False, quiet=True)
+    assert idata["posterior"]["x"].shape == (1, 20)
