@@ -13,6 +13,7 @@ from allypot.paths import DEFAULT_CONFIG, DEFAULT_RAW_DIR, REPORT_DIR, RUNS_DIR,
 WHERE_COMMANDS_WRITE = f"""\
 where commands write:
   fit, compare       a new run folder per fit under --runs (default: {RUNS_DIR}/ in the current directory)
+  sensitivity --eta  smi run folders under --runs and a new folder --runs/<utc-stamp>-<name>-eta-path/
   priors check       a new folder {RUNS_DIR}/<utc-stamp>-priors-<config>/ unless --out is given
   replicate          a new folder {RUNS_DIR}/<utc-stamp>-replicate/ unless --out is given
   data build/report  the repository's data/tables, data/CODEBOOK.md and data/report (developer commands)
@@ -176,6 +177,31 @@ def _grid(args) -> int:
     return 1 if (table["status"] == "failed").any() else 0
 
 
+def eta_path_command(args) -> int:
+    """``allypot sensitivity RUN --eta ...``: the smi effect along eta (sensitivity/eta_path.py)."""
+    from allypot.inference.config import use_tables_dir
+    from allypot.inference.runs import load_run
+    from allypot.sensitivity.eta_path import eta_path, parse_etas, write_eta_path
+
+    etas = parse_etas(args.eta)
+    _, config, _ = load_run(Path(args.run))
+    tables = use_tables_dir(config, args.tables)
+    table = eta_path(config, etas, tables, Path(args.runs), progress=not args.quiet)
+    out = Path(args.out) if args.out else Path(args.runs) / f"{_stamp()}-{config['run']['name']}-eta-path"
+    print(f"eta path (table, markdown, plot) written to {write_eta_path(table, Path(args.run), config, out)}")
+    return 0 if table["converged"].astype(bool).all() else 1
+
+
+def add_eta_path_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--eta", required=True, help="comma-separated influence values in [0, 1], e.g. 0,0.25,0.5,0.75,1: "
+                   "fit RUN's config in smi mode at each (0 = cut, 1 = joint) and plot the effect against eta")
+    p.add_argument("--tables", default=None, help=TABLES_HELP)
+    p.add_argument("--runs", default=str(RUNS_DIR), help="where the smi run folders go; one with the same run id "
+                   "is reused, not refitted (default: %(default)s)")
+    p.add_argument("--out", help="output folder, new (default: --runs/<utc-stamp>-<run name>-eta-path/)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from allypot.data.pipeline.raw_inputs import PROJECT_MANIFEST
 
@@ -270,6 +296,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1, help="local cluster: threads per worker (default: %(default)s)")
     p.add_argument("--dry-run", action="store_true", help="validate and list the cells, fit nothing")
     p.set_defaults(func=_grid)
+
+    p = sub.add_parser("sensitivity", help="the path from cut to joint: RUN's analysis in smi mode at each --eta; "
+                       "table and plot of the effect against eta")
+    p.add_argument("run", metavar="RUN", help="run folder whose config to vary")
+    add_eta_path_arguments(p)
+    p.set_defaults(func=eta_path_command)
 
     priors = sub.add_parser("priors", help="prior predictive checks").add_subparsers(dest="action", required=True)
     help_text = "draw from the prior predictive and plot shares, depths and agreement"
