@@ -59,7 +59,7 @@ def test_eta_path_writes_its_table_plot_and_smi_runs(fitted):
         assert config["model"]["mode"] == "smi" and config["model"]["eta"] == meta["eta"] == row.eta
         assert meta["sampler"]["eta"] == row.eta and meta["sampler"]["cut_fits"] == CUT["measurement_draws"]
         if row.eta > 0:  # stage one's own diagnostics (eta 0 has no auxiliary regression)
-            assert 1.0 <= meta["sampler"]["smi_auxiliary_effect_rhat"] < 1.1
+            assert 0.99 < meta["sampler"]["smi_auxiliary_effect_rhat"] < 1.1
     assert fitted["code"] == (0 if table["converged"].all() else 1)
 
 
