@@ -115,7 +115,7 @@ def plot_eta_path(table: pd.DataFrame, title: str):
 
 
 def eta_path_report(table: pd.DataFrame, source_run: Path, config: dict) -> str:
-    shown = table.assign(run=table["run"].map(lambda p: f"`{Path(p).name}`"))
+    shown = table.assign(eta=table["eta"].map("{:g}".format), run=table["run"].map(lambda p: f"`{Path(p).name}`"))
     failed = table.loc[~table["converged"].astype(bool), "eta"].tolist()
     lines = [
         f"# The path from cut to joint ({config['run']['name']})",
