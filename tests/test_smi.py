@@ -2,8 +2,11 @@
 the ``--eta`` list, and the grid's acceptance of the mode. The MCMC checks (eta = 0 is cut,
 eta = 1 is joint, the eta path command) are in tests/test_smi_fits.py."""
 
+import argparse
+
 import numpy as np
 import pytest
+from allypot.cli import HelpFormatter, build_parser, main
 from allypot.inference.config import ConfigError, resolve_config
 from allypot.inference.runs import compute_run_id
 from allypot.models.compose import (
@@ -100,3 +103,14 @@ def test_grid_accepts_smi_and_an_eta_axis(tmp_path):
     plan = plan_grid(load_grid(grid_file), TABLES_DIR)
     assert sorted((c.config["model"]["mode"], c.config["model"]["eta"]) for c in plan.cells) == \
         [("cut", 0.5), ("smi", 0.5), ("smi", 1.0)]
+
+
+def test_sensitivity_eta_rejects_a_bad_list_before_reading_the_run(tmp_path, capsys):
+    assert main(["sensitivity", str(tmp_path / "no-such-run"), "--eta", "0,2"]) == 2
+    assert "--eta 0,2: 2 is outside [0, 1]" in capsys.readouterr().err
+    (subcommands,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    parser = subcommands.choices["sensitivity"]
+    for action in parser._actions:
+        if not isinstance(action, argparse._HelpAction):
+            assert action.help and (action.default in (None, False)
+                                    or "default" in HelpFormatter("sensitivity")._get_help_string(action))
