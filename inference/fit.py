@@ -59,7 +59,8 @@ def load_inputs(config: dict, tables_dir: Path) -> ModelInputs:
 def run_warnings(result: ModeResult, summary: pd.DataFrame, health: dict) -> list[str]:
     """The failed convergence checks of one mode's posterior (see diagnostics.summary)."""
     if "cut_max_rhat_within_fit" in result.info:
-        return convergence_warnings(summary, health, within_fit_rhat=result.info["cut_max_rhat_within_fit"]) + smi_stage_one_warnings(result.info)
+        return (convergence_warnings(summary, health, within_fit_rhat=result.info["cut_max_rhat_within_fit"])
+                + smi_stage_one_warnings(result.info))
     modes = detect_chain_modes(result.idata) if result.idata["posterior"].sizes["chain"] > 1 else None
     return convergence_warnings(summary, health, modes)
 

@@ -1,6 +1,6 @@
 """Composition of the parts into PyMC models.
 
-Three builders share one signature ``(inputs, options, priors, **extra) -> pm.Model``:
+The builders share one signature ``(inputs, options, priors, **extra) -> pm.Model``:
 
 - ``build_joint_model``: Parts A-D at once; potential is latent, so the measurement
   uncertainty of depth and preference reaches ``potential_effect`` (and the outcome can feed
