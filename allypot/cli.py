@@ -13,6 +13,7 @@ from allypot.paths import DEFAULT_CONFIG, DEFAULT_RAW_DIR, REPORT_DIR, RUNS_DIR,
 WHERE_COMMANDS_WRITE = f"""\
 where commands write:
   fit, compare       a new run folder per fit under --runs (default: {RUNS_DIR}/ in the current directory)
+  sensitivity --eta  smi run folders under --runs and a new folder --runs/<utc-stamp>-<name>-eta-path/
   priors check       a new folder {RUNS_DIR}/<utc-stamp>-priors-<config>/ unless --out is given
   replicate          a new folder {RUNS_DIR}/<utc-stamp>-replicate/ unless --out is given
   sensitivity        a new folder {RUNS_DIR}/<utc-stamp>-sensitivity-<run>/ unless --out is given
@@ -183,8 +184,8 @@ def sensitivity_command(args) -> int:
     """Power-scaling sensitivity of a run folder by prior group and likelihood component (no refit)."""
     from allypot.sensitivity.power_scaling import summary_lines, write_sensitivity
 
-    if args.run is None:
-        raise ValueError("allypot sensitivity: give a RUN folder to power-scale")
+    if args.eta:
+        return eta_path_command(args)
     run = Path(args.run)
     out = Path(args.out) if args.out else Path(args.runs) / f"{_stamp()}-sensitivity-{run.name}"
     result, paths = write_sensitivity(run, Path(args.tables), out, progress=not args.quiet)
@@ -199,16 +200,21 @@ def sensitivity_command(args) -> int:
 def add_sensitivity_parser(sub) -> argparse.ArgumentParser:
     """The ``sensitivity`` subcommand (kept in one place so other options can join it)."""
     p = sub.add_parser("sensitivity", help="power-scaling sensitivity of a run's effect and key parameters to each "
-                       "prior group and likelihood component (no refit); table, diagnosis in words, plots",
+                       "prior group and likelihood component (no refit); with --eta, the path from cut to joint",
                        description="Power-scaling (Kallioinen et al. 2024, arviz_stats.psense) of each prior group and "
                        "each likelihood component of RUN; writes sensitivity.csv, sensitivity.md and psense-*.png to a "
-                       "new folder. Older run folders get the missing log densities computed from their posterior.")
-    # optional so that other analyses can share the subcommand without a run folder (e.g. an eta path)
-    p.add_argument("run", metavar="RUN", nargs="?", help="run folder made by fit or compare")
+                       "new folder. Older run folders get the missing log densities computed from their posterior. "
+                       "With --eta: RUN's analysis in smi mode at each eta (semi-modular inference, 0 = cut, "
+                       "1 = joint), a table and a plot of the effect against eta.")
+    p.add_argument("run", metavar="RUN", help="run folder made by fit or compare")
+    p.add_argument("--eta", help="comma-separated influence values in [0, 1], e.g. 0,0.25,0.5,0.75,1: fit RUN's "
+                   "config in smi mode at each (run folders with the same run id in --runs are reused)")
     p.add_argument("--tables", default=str(TABLES_DIR), help="the tables the run was fitted on (hash-checked)")
-    p.add_argument("--runs", default=str(RUNS_DIR), help="folder that receives the output folder when --out is not given")
-    p.add_argument("--out", help="output folder, created new (default: <runs>/<utc-stamp>-sensitivity-<RUN name>)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--runs", default=str(RUNS_DIR), help="where output folders (and --eta's smi run folders) go "
+                   "when --out is not given (default: %(default)s)")
+    p.add_argument("--out", help="output folder, created new (default: <runs>/<utc-stamp>-sensitivity-<RUN name>, "
+                   "or <runs>/<utc-stamp>-<run name>-eta-path with --eta)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=sensitivity_command)
     return p
 
@@ -227,6 +233,21 @@ def _influence(args) -> int:
     print(format_summary(influence, args.top))
     print(f"table, report and figure written to {paths['md'].parent}")
     return 0
+
+
+def eta_path_command(args) -> int:
+    """``allypot sensitivity RUN --eta ...``: the smi effect along eta (sensitivity/eta_path.py)."""
+    from allypot.inference.config import use_tables_dir
+    from allypot.inference.runs import load_run
+    from allypot.sensitivity.eta_path import eta_path, parse_etas, write_eta_path
+
+    etas = parse_etas(args.eta)
+    _, config, _ = load_run(Path(args.run))
+    tables = use_tables_dir(config, args.tables)
+    table = eta_path(config, etas, tables, Path(args.runs), progress=not args.quiet)
+    out = Path(args.out) if args.out else Path(args.runs) / f"{_stamp()}-{config['run']['name']}-eta-path"
+    print(f"eta path (table, markdown, plot) written to {write_eta_path(table, Path(args.run), config, out)}")
+    return 0 if table["converged"].astype(bool).all() else 1
 
 
 def build_parser() -> argparse.ArgumentParser:

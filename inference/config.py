@@ -24,7 +24,7 @@ from allypot.priors import PriorConfigError, load_priors, priors_to_dict
 
 from allypot.paths import TABLES_DIR
 
-MODES = ("joint", "cut", "plugin")
+MODES = ("joint", "cut", "plugin", "smi")
 BACKENDS = ("nutpie", "numpyro", "pymc")
 ADAPTATIONS = ("diag", "low_rank")
 
@@ -55,6 +55,10 @@ DEFAULTS: dict = {
         # "by_data_meansplit" (as by_data, the centred levels' mean sampled with the intercept;
         # same posterior, the log intercept mixes ~3x faster on the real panel)
         "centring": "by_data_meansplit",
+        # smi mode only (MODEL.md "Modular inference between cut and joint"): the power of the
+        # outcome likelihood in the posterior that informs the measures; 0 = cut, 1 = joint.
+        # Default 1, the full posterior; the other modes ignore it
+        "eta": 1.0,
     },
     # adaptation (nutpie only): "diag" mass matrix, or "low_rank" for correlated posteriors
     "sampler": {"backend": "nutpie", "chains": 4, "draws": 1000, "tune": 1000, "target_accept": 0.9,
@@ -140,6 +144,11 @@ def resolve_config(user: dict, source: str = "<config>", base_dir: Path | None =
     ta = config["sampler"]["target_accept"]
     if not (isinstance(ta, float) and 0.5 <= ta < 1.0):
         errors.append(f"sampler.target_accept = {ta!r}: must be a number in [0.5, 1)")
+    eta = config["model"]["eta"]
+    if isinstance(eta, bool) or not isinstance(eta, int | float) or not 0 <= eta <= 1:
+        errors.append(f"model.eta = {eta!r}: must be a number in [0, 1]")
+    else:
+        config["model"]["eta"] = float(eta)
     for key in ("country_effects", "year_effects"):
         if not isinstance(config["model"][key], bool):
             errors.append(f"model.{key} = {config['model'][key]!r}: must be true or false")

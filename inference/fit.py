@@ -12,6 +12,7 @@ import xarray as xr
 from allypot.diagnostics.feedback import compute_feedback
 from allypot.diagnostics.modes import ChainModes, detect_chain_modes
 from allypot.diagnostics.summary import (
+    RHAT_MAX,
     convergence_warnings,
     format_warnings,
     headline_summary,
@@ -61,9 +62,21 @@ def load_inputs(config: dict, tables_dir: Path) -> ModelInputs:
 def run_warnings(result: ModeResult, summary: pd.DataFrame, health: dict) -> list[str]:
     """The failed convergence checks of one mode's posterior (see diagnostics.summary)."""
     if "cut_max_rhat_within_fit" in result.info:
-        return convergence_warnings(summary, health, within_fit_rhat=result.info["cut_max_rhat_within_fit"])
+        return (convergence_warnings(summary, health, within_fit_rhat=result.info["cut_max_rhat_within_fit"])
+                + smi_stage_one_warnings(result.info))
     modes = detect_chain_modes(result.idata) if result.idata["posterior"].sizes["chain"] > 1 else None
     return convergence_warnings(summary, health, modes)
+
+
+def smi_stage_one_warnings(info: dict) -> list[str]:
+    """SMI draws potential from its own stage one: a stage one that failed spoils every fit after it."""
+    warnings = []
+    if info.get("smi_auxiliary_effect_rhat", 0.0) > RHAT_MAX:
+        warnings.append(f"SMI stage one: R-hat of the auxiliary potential_effect is "
+                        f"{info['smi_auxiliary_effect_rhat']:.3f} (> {RHAT_MAX})")
+    if "smi_auxiliary_effect_rhat" in info and info["measurement_divergences"]:
+        warnings.append(f"SMI stage one: {info['measurement_divergences']} divergent transitions")
+    return warnings
 
 
 def _save(config: dict, result: ModeResult, inputs: ModelInputs, tables_dir: Path, runs_dir: Path,
@@ -75,6 +88,7 @@ def _save(config: dict, result: ModeResult, inputs: ModelInputs, tables_dir: Pat
     meta = {
         "id": compute_run_id(config, digest),
         "mode": config["model"]["mode"],
+        **({"eta": config["model"]["eta"]} if config["model"]["mode"] == "smi" else {}),
         "seed": config["run"]["seed"],
         "data_hash": digest,
         "data_files": per_file,

@@ -1,14 +1,16 @@
-"""The three ways to estimate the alliance-potential effect.
+"""The four ways to estimate the alliance-potential effect.
 
 - ``joint``: one posterior over Parts A-D; measurement uncertainty and the outcome's
   feedback on the measures both reach ``potential_effect``.
 - ``cut`` (modular): the measurement posterior (Parts A-C) is fitted alone, then the
   contribution regression is fitted once per measurement draw of ``potential`` and the
   posteriors are pooled. Uncertainty flows forward, feedback is cut.
+- ``smi`` (semi-modular, between cut and joint): as cut, but the measurement posterior of
+  stage one feels the outcome with weight ``model.eta`` (0: cut, 1: joint); see :func:`run_smi`.
 - ``plugin``: the published two-step: posterior means of depth and preference, the
   projection on those point estimates, one regression. No measurement uncertainty.
 
-All three have the signature ``(inputs, options, priors, config, measurement=None,
+All four have the signature ``(inputs, options, priors, config, measurement=None,
 progress=True) -> ModeResult``; ``measurement`` lets cut and plug-in share one measurement
 fit.
 """
@@ -29,6 +31,7 @@ from allypot.models.compose import (
     build_contribution_model,
     build_joint_model,
     build_measurement_model,
+    build_smi_stage_one_model,
 )
 from allypot.models.inputs import ModelInputs
 from allypot.models.potential import plugin_estimate
@@ -128,7 +131,13 @@ class RegressionSampler:
 def run_cut(inputs, options, priors, config, measurement=None, progress=True) -> ModeResult:
     """Pool regression posteriors over ``cut.measurement_draws`` draws of potential."""
     measurement = measurement or fit_measurement(inputs, options, priors, config, progress)
-    potentials = measurement.idata["posterior"]["potential"].stack(sample=("chain", "draw")).transpose("sample", "row")
+    return regression_per_draw(inputs, options, priors, config, measurement, progress)
+
+
+def regression_per_draw(inputs, options, priors, config, stage_one: ModeResult, progress=True) -> ModeResult:
+    """The second stage of cut and SMI: the regression given each of ``cut.measurement_draws``
+    draws of potential from ``stage_one``, the fits pooled into one posterior."""
+    potentials = stage_one.idata["posterior"]["potential"].stack(sample=("chain", "draw")).transpose("sample", "row")
     cut = config["cut"]
     rng = np.random.default_rng(config["run"]["seed"])
     n_fits = min(cut["measurement_draws"], potentials.sizes["sample"])
@@ -138,7 +147,7 @@ def run_cut(inputs, options, priors, config, measurement=None, progress=True) ->
                        f"(2 chains x {cut['draws_per_fit']} draws after {cut['tune_per_fit']} tuning steps each)")
     sampler = RegressionSampler(model, dict(config["sampler"], draws=cut["draws_per_fit"], tune=cut["tune_per_fit"], chains=2))
     parts, seconds, max_rhat = [], 0.0, 0.0
-    for k, pick in enumerate(tqdm(picks, desc="cut: regression per measurement draw", disable=not progress)):
+    for k, pick in enumerate(tqdm(picks, desc="regression per measurement draw", disable=not progress)):
         idata, s = sampler(potentials.isel(sample=pick).to_numpy(), config["run"]["seed"] + k + 1)
         add_log_densities(idata, model, options.family)
         max_rhat = max(max_rhat, float(az.rhat(idata, var_names=["potential_effect"])["potential_effect"]))
@@ -149,12 +158,46 @@ def run_cut(inputs, options, priors, config, measurement=None, progress=True) ->
     pooled["cut_potential"] = xr.DataTree(
         xr.Dataset({"potential": (("fit", "row"), potentials.isel(sample=picks).to_numpy())})
     )
-    attach_measurement(pooled, measurement)
+    attach_measurement(pooled, stage_one)
     return ModeResult(
         pooled,
-        measurement.timings | {"sampling_s": seconds},
-        measurement.info | {"divergences": divergences(pooled), "cut_fits": n_fits, "cut_max_rhat_within_fit": max_rhat},
+        stage_one.timings | {"sampling_s": seconds},
+        stage_one.info | {"divergences": divergences(pooled), "cut_fits": n_fits, "cut_max_rhat_within_fit": max_rhat},
     )
+
+
+def fit_smi_stage_one(inputs, options, priors, config, progress=True) -> ModeResult:
+    """Sample the measures with an auxiliary regression whose outcome likelihood has power eta."""
+    eta = float(config["model"]["eta"])
+    model = build_smi_stage_one_model(inputs, options, priors, eta)
+    announce(progress, f"compiling the SMI stage-one model (eta {eta:g}; one to two minutes), then "
+                       f"{_sampling_plan(config['sampler'])}")
+    idata, seconds = sample_model(model, config["sampler"], config["run"]["seed"], progress)
+    auxiliary = az.summary(idata, var_names=["potential_effect"], kind="diagnostics").iloc[0]
+    return ModeResult(idata, {"measurement_sampling_s": seconds}, {
+        "measurement_divergences": divergences(idata),
+        "smi_auxiliary_effect_rhat": float(auxiliary["r_hat"]),
+        "smi_auxiliary_effect_ess_bulk": float(auxiliary["ess_bulk"]),
+    })
+
+
+def run_smi(inputs, options, priors, config, measurement=None, progress=True) -> ModeResult:
+    """Semi-modular inference (Carmona & Nicholls 2020) with influence ``model.eta``.
+
+    Stage one samples the measures from the posterior in which the outcome likelihood has
+    power eta (:func:`fit_smi_stage_one`); stage two is the cut mode's regression per draw.
+    eta = 0 takes the cut path itself (stage one = the measurement-only posterior, shared
+    ``measurement`` welcome), so smi at 0 and cut give the same draws; eta = 1 targets the
+    joint posterior. ``measurement`` is ignored for eta > 0: it is the wrong stage one.
+    """
+    eta = float(config["model"]["eta"])
+    if eta == 0.0:
+        stage_one = measurement or fit_measurement(inputs, options, priors, config, progress)
+    else:
+        stage_one = fit_smi_stage_one(inputs, options, priors, config, progress)
+    result = regression_per_draw(inputs, options, priors, config, stage_one, progress)
+    result.info["eta"] = eta
+    return result
 
 
 def attach_measurement(idata: xr.DataTree, measurement: ModeResult) -> xr.DataTree:
@@ -179,4 +222,4 @@ def pool_fits(parts: list[xr.DataTree]) -> xr.DataTree:
     return xr.DataTree.from_dict(pooled)
 
 
-NAME_TO_MODE = {"joint": run_joint, "cut": run_cut, "plugin": run_plugin}
+NAME_TO_MODE = {"joint": run_joint, "cut": run_cut, "plugin": run_plugin, "smi": run_smi}

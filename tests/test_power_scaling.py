@@ -105,8 +105,9 @@ def test_diagnosis_words_and_prior_groups():
 def test_sensitivity_without_a_run_folder_says_so(capsys):
     from allypot.cli import main
 
-    assert main(["sensitivity"]) == 2
-    assert "give a RUN folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sensitivity"])
+    assert exit_info.value.code == 2 and "RUN" in capsys.readouterr().err
 
 
 def test_sensitivity_refuses_an_existing_output_folder(tmp_path, capsys):
