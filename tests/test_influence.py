@@ -28,7 +28,6 @@ from allypot.sensitivity.influence import (
 SIGMA = 1.0  # known observation SD
 PRIOR_MEAN, PRIOR_SD = 0.0, 10.0
 CHAINS, DRAWS = 4, 1000
-SMALL_RUN_MODE = "joint"  # one compilation and one sampling per fit
 
 
 def normal_posterior(y: np.ndarray) -> tuple[float, float]:
@@ -182,17 +181,9 @@ def test_refit_config_adds_the_state_to_an_old_config():
 
 
 @pytest.fixture(scope="module")
-def small_run(tmp_path_factory):
-    """A real run: the smoke config (hurdle, baseline) on 2013-2014, 2 chains x 100 draws."""
-    from allypot.inference.config import load_config
-    from allypot.inference.fit import fit_config
-
-    config = load_config("tests/fixtures/configs/smoke_joint.toml")
-    config["data"] |= {"first_year": 2013, "last_year": 2014}
-    config["model"]["mode"] = SMALL_RUN_MODE
-    config["sampler"] |= {"chains": 2, "draws": 100, "tune": 100}
-    runs = tmp_path_factory.mktemp("runs")
-    return fit_config(config, TABLES_DIR, runs, progress=False).path
+def small_run(small_joint_run):
+    """A real joint run (conftest): the smoke config (hurdle, baseline) on 2013-2014, 2 chains x 100 draws."""
+    return small_joint_run
 
 
 @pytest.mark.slow

@@ -11,21 +11,15 @@ from scipy import stats
 from scipy.special import expit
 
 from allypot.diagnostics.rundata import open_run
-from allypot.inference.config import load_config
-from allypot.inference.fit import fit_config
 from allypot.paths import TABLES_DIR
 from allypot.sensitivity.power_scaling import DIAGNOSES, complete_log_densities, rebuild_model
 
 pytestmark = pytest.mark.slow
-SMOKE = "tests/fixtures/configs/smoke_joint.toml"
 
 
 @pytest.fixture(scope="module")
-def small_run(tmp_path_factory):
-    config = load_config(SMOKE)
-    config["data"] |= {"first_year": 2013, "last_year": 2014}
-    config["sampler"] |= {"chains": 2, "draws": 100, "tune": 100}
-    return fit_config(config, TABLES_DIR, tmp_path_factory.mktemp("runs"), progress=False).path
+def small_run(small_joint_run):
+    return small_joint_run
 
 
 def test_joint_run_stores_every_component_as_an_independent_computation_gives_it(small_run):

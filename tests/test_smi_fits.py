@@ -1,7 +1,8 @@
 """Semi-modular inference end to end on a small simulated data set: ``allypot sensitivity RUN
---eta 0,0.5,1`` on a cut run fits smi at each eta; smi at eta 0 gives the cut run's draws, smi at
-eta 1 agrees with the joint posterior within Monte Carlo error, eta 0.5 lies between, and a
-second call reads the run folders back instead of refitting."""
+--eta 0,1`` on a cut run fits smi at each eta; smi at eta 0 gives the cut run's draws, smi at
+eta 1 agrees with the joint posterior within Monte Carlo error, and a second call reads the run
+folders back instead of refitting. (An intermediate eta is not checked here: it costs another
+stage-one compilation, and "between cut and joint" is guaranteed only in Gaussian-linear models.)"""
 
 import numpy as np
 import pandas as pd
@@ -24,7 +25,7 @@ CUT = {"measurement_draws": 8, "draws_per_fit": 200, "tune_per_fit": 300}
 
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory):
-    """A cut run, the eta path from it (0, 0.5, 1) and a joint run, all of one config."""
+    """A cut run, the eta path from it (0, 1) and a joint run, all of one config."""
     runs = tmp_path_factory.mktemp("runs")
     # few votes make the measures uncertain and a large beta makes the outcome informative, so
     # the outcome has something to feed back
@@ -36,7 +37,7 @@ def fitted(tmp_path_factory):
             "sampler": SAMPLER, "cut": CUT}
     cut = fit.fit_config(resolve_config(user), TABLES_DIR, runs, progress=False).path
     out = runs / "eta-path"
-    code = main(["sensitivity", str(cut), "--eta", "1,0,0.5", "--runs", str(runs), "--out", str(out),
+    code = main(["sensitivity", str(cut), "--eta", "1,0", "--runs", str(runs), "--out", str(out),
                  "--tables", str(TABLES_DIR), "--quiet"])
     user["model"]["mode"] = "joint"
     joint = fit.fit_config(resolve_config(user), TABLES_DIR, runs, progress=False).path
@@ -50,7 +51,7 @@ def _effect(path):
 
 def test_eta_path_writes_its_table_plot_and_smi_runs(fitted):
     table = pd.read_csv(fitted["out"] / "eta_path.csv")
-    assert table["eta"].tolist() == [0.0, 0.5, 1.0] and (table["status"] == "fitted").all()
+    assert table["eta"].tolist() == [0.0, 1.0] and (table["status"] == "fitted").all()
     assert {"median", "q05", "q95", "rhat", "ess_bulk", "seconds", "run"} <= set(table.columns)
     assert (table["q05"] < table["median"]).all() and (table["median"] < table["q95"]).all()
     assert (fitted["out"] / "eta_path.png").stat().st_size > 0 and "cut to joint" in (fitted["out"] / "eta_path.md").read_text()
@@ -83,18 +84,13 @@ def _mean_and_sd_with_errors(effect, n_fits=None):
     return values.mean(), fit_means.std(ddof=1) / np.sqrt(n_fits), values.std(), mcse_sd
 
 
-def test_smi_at_eta_one_agrees_with_joint_and_eta_half_lies_between(fitted):
+def test_smi_at_eta_one_agrees_with_joint(fitted):
     table = pd.read_csv(fitted["out"] / "eta_path.csv").set_index("eta")
     n = CUT["measurement_draws"]
     mean_1, se_1, sd_1, se_sd_1 = _mean_and_sd_with_errors(_effect(table.loc[1.0, "run"]), n)
     mean_j, se_j, sd_j, se_sd_j = _mean_and_sd_with_errors(_effect(fitted["joint"]))
     assert abs(mean_1 - mean_j) < 4 * np.hypot(se_1, se_j), (mean_1, mean_j, se_1, se_j)
     assert abs(sd_1 - sd_j) < 4 * np.hypot(se_sd_1, se_sd_j), (sd_1, sd_j, se_sd_1, se_sd_j)
-    # eta = 0.5 between cut (eta 0) and joint, up to the same Monte Carlo tolerance
-    mean_0, se_0, _, _ = _mean_and_sd_with_errors(_effect(table.loc[0.0, "run"]), n)
-    mean_h, se_h, _, _ = _mean_and_sd_with_errors(_effect(table.loc[0.5, "run"]), n)
-    tolerance = 4 * max(np.hypot(se_h, se_0), np.hypot(se_h, se_j))
-    assert min(mean_0, mean_j) - tolerance < mean_h < max(mean_0, mean_j) + tolerance, (mean_0, mean_h, mean_j)
 
 
 def test_a_second_eta_path_reads_the_run_folders_back(fitted):
