@@ -13,7 +13,7 @@ BIN := $(VENV)/bin
 CONFIG ?= inference/configs/joint_default.toml
 PYTEST := MPLBACKEND=Agg $(BIN)/python -m pytest -q
 
-.PHONY: install run fit priors test test-fast data raw-manifest report replicate reports audit-report bench clean-runs chromium
+.PHONY: install run fit priors test test-fast data raw-manifest report replicate reports audit-report sensitivity-report bench clean-runs chromium
 
 $(BIN)/allypot: pyproject.toml requirements.lock
 	@echo "installing the pinned dependencies into $(VENV)/ (a few minutes the first time)"
@@ -63,6 +63,15 @@ audit-report: install
 
 bench: install
 	$(BIN)/python bench/benchmark.py
+
+# reports/sensitivity/: power-scaling by component and leave-one-state-out influence of a joint
+# run folder (no refit), e.g. the one `make run` made:
+#   make sensitivity-report RUN=runs/<stamp>-joint-joint-default-<id>
+sensitivity-report: install
+	@test -n "$(RUN)" || { echo "give RUN=runs/<a joint run folder>"; exit 2; }
+	rm -rf reports/sensitivity/power_scaling reports/sensitivity/influence
+	$(BIN)/allypot sensitivity $(RUN) --out reports/sensitivity/power_scaling --quiet
+	$(BIN)/allypot influence $(RUN) --out reports/sensitivity/influence --quiet
 
 # regenerate the committed reports/ on purpose (Bambi digits differ from run to run)
 reports: install
