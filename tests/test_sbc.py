@@ -1,0 +1,94 @@
+"""Simulation-based calibration: the rank machinery on a conjugate model, then the command end to end."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from allypot.sensitivity.sbc import (
+    Quantity,
+    SbcSettings,
+    calibration_table,
+    parse_years,
+    plot_rank_ecdfs,
+    rank_of_truth,
+    uniformity_check,
+)
+
+N_SIMS, N_OBS, CHAINS, DRAWS = 400, 5, 2, 200
+
+
+def conjugate_pits(seed: int, sd_factor: float = 1.0, shift_sd: float = 0.0) -> np.ndarray:
+    """SBC of theta ~ N(0, 1), y_i ~ N(theta, 1), i = 1..N_OBS, with exact posterior draws.
+
+    The posterior is N(sum(y) / (N_OBS + 1), 1 / (N_OBS + 1)); ``sd_factor`` < 1 makes it
+    over-confident, ``shift_sd`` moves it by that many posterior SDs: both miscalibrated.
+    """
+    rng = np.random.default_rng(seed)
+    pits = []
+    for _ in range(N_SIMS):
+        theta = rng.normal()
+        y = rng.normal(theta, 1.0, size=N_OBS)
+        sd = np.sqrt(1 / (N_OBS + 1))
+        mean = y.sum() / (N_OBS + 1) + shift_sd * sd
+        draws = rng.normal(mean, sd * sd_factor, size=(CHAINS, DRAWS))
+        pits.append(rank_of_truth(theta, draws, rng)["pit"])
+    return np.array(pits)
+
+
+def test_exact_posterior_draws_pass_the_uniformity_checks():
+    check = uniformity_check(conjugate_pits(seed=11))
+    assert check["band_pass"]
+    assert check["ks_pvalue"] > 0.01
+    assert abs(check["mean_pit"] - 0.5) < 3 * check["mean_pit_se"]
+
+
+@pytest.mark.parametrize("miscalibration", [{"sd_factor": 0.6}, {"shift_sd": 0.5}, {"sd_factor": 1.6}],
+                         ids=["over-confident", "shifted", "under-confident"])
+def test_a_miscalibrated_posterior_fails_the_band_check(miscalibration):
+    check = uniformity_check(conjugate_pits(seed=11, **miscalibration))
+    assert not check["band_pass"]
+    assert check["ks_pvalue"] < 0.01 or miscalibration.get("sd_factor", 1) > 1  # KS is weak against a hump
+
+
+def test_a_posterior_shifted_up_puts_the_truth_low():
+    """mean PIT < 0.5 is the signature of a model that overestimates (the report says so)."""
+    check = uniformity_check(conjugate_pits(seed=12, shift_sd=0.5))
+    assert check["mean_pit"] < 0.5 - 3 * check["mean_pit_se"]
+
+
+def test_rank_counts_the_draws_below_the_truth_after_thinning():
+    rng = np.random.default_rng(0)
+    shuffled = rng.permutation(np.arange(200, dtype=float)).reshape(2, 100)  # 51 of them below 50.5
+    result = rank_of_truth(50.5, shuffled, rng)
+    assert result["n_thinned"] >= 100  # independent draws are barely thinned
+    assert abs(result["rank"] / result["n_thinned"] - 51 / 200) < 0.05
+    # a strongly autocorrelated chain (a random walk) is thinned to far fewer draws
+    walk = np.cumsum(rng.normal(size=(2, 400)), axis=1)
+    thinned = rank_of_truth(0.0, walk, rng)
+    assert thinned["n_thinned"] < 100
+    assert 0 <= thinned["rank"] <= thinned["n_thinned"]
+    assert thinned["rank"] / (thinned["n_thinned"] + 1) <= thinned["pit"] <= (thinned["rank"] + 1) / (thinned["n_thinned"] + 1)
+
+
+def test_calibration_table_and_plot_name_each_quantity():
+    good, bad = conjugate_pits(seed=3)[:200], conjugate_pits(seed=3, sd_factor=0.5)[:200]
+    ranks = pd.DataFrame({
+        "simulation": np.tile(np.arange(200), 2), "quantity": ["good"] * 200 + ["bad"] * 200,
+        "truth": 0.0, "posterior_mean": 0.0, "posterior_sd": 1.0, "rank": 0, "n_thinned": DRAWS,
+        "pit": np.concatenate([good, bad]), "ess_bulk": 400.0, "rhat": 1.0, "divergences": 0, "fit_s": 1.0})
+    table, bands = calibration_table(ranks, [Quantity("good", "x", None, "good"), Quantity("bad", "x", None, "bad")])
+    assert table.set_index("quantity")["band_95_pass"].to_dict() == {"good": True, "bad": False}
+    fig = plot_rank_ecdfs(table, bands)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
+    assert len(titles) == 2 and "OUTSIDE" in titles[1] and "inside" in titles[0]
+
+
+def test_settings_and_years_are_checked():
+    assert parse_years("2013-2014") == (2013, 2014) and parse_years("2010") == (2010, 2010)
+    with pytest.raises(ValueError, match="FIRST-LAST"):
+        parse_years("2013:2014")
+    with pytest.raises(ValueError, match="sims"):
+        SbcSettings(sims=0)
+    with pytest.raises(ValueError, match="first year"):
+        SbcSettings(first_year=2014, last_year=2013)
