@@ -92,3 +92,30 @@ def test_settings_and_years_are_checked():
         SbcSettings(sims=0)
     with pytest.raises(ValueError, match="first year"):
         SbcSettings(first_year=2014, last_year=2013)
+
+
+@pytest.mark.slow
+def test_tiny_real_design_sbc_runs_end_to_end_through_the_cli(tmp_path, capsys):
+    """2 simulations on the 2013-2014 design, 2 chains x 50 draws: the joint model's compilation dominates."""
+    import json
+
+    from allypot.cli import main
+
+    out = tmp_path / "sbc"
+    code = main(["sbc", "--sims", "2", "--draws", "50", "--tune", "100", "--chains", "2", "--years", "2013-2014",
+                 "--seed", "5", "--out", str(out), "--workers", "1"])
+    assert code == 0, capsys.readouterr().out
+    ranks = pd.read_csv(out / "ranks.csv")
+    quantities = {"potential_effect", "logit_beta", "log_beta", "pref_walk_sigma", "depth_theta_3180", "depth_theta_3150"}
+    assert quantities <= set(ranks["quantity"])
+    assert sorted(ranks["simulation"].unique()) == [0, 1]
+    assert ((ranks["rank"] >= 0) & (ranks["rank"] <= ranks["n_thinned"]) & ranks["pit"].between(0, 1)).all()
+    # each simulation has its own truth (the prior draws differ)
+    truths = ranks.pivot(index="simulation", columns="quantity", values="truth")
+    assert (truths.loc[0] != truths.loc[1]).all()
+    settings = json.loads((out / "settings.json").read_text())
+    assert settings["settings"] | {"sims": 2, "draws": 50, "seed": 5} == settings["settings"]
+    assert settings["data_hash"] and settings["versions"]["pymc"]
+    assert (out / "rank_ecdf.png").stat().st_size > 0
+    assert "Verdict" in (out / "summary.md").read_text()
+    assert set(pd.read_csv(out / "calibration.csv")["quantity"]) == set(ranks["quantity"])
