@@ -63,9 +63,13 @@ TRACKED_TREATIES = {3180: "NATO", 3150: "OAS Charter", 3215: "ANZUS", 3375: "US-
 # Gaussian family beta; pref_walk_sigma belongs to the agreement preference)
 TRACKED_SCALARS = ("potential_effect", "logit_beta", "log_beta", "beta", "pref_walk_sigma")
 SIMULATED_SUFFIX = "_simulated"
+# ranks so far, rewritten after each fit and removed once ranks.csv is written
+PARTIAL_RANKS = "ranks.partial.csv"
 BAND_PROB = 0.95
 # simulations of uniform ECDFs behind the simultaneous band (arviz-stats' own default is 1000)
 BAND_SIMULATIONS = 1000
+# below this many finished simulations the report calls the run a smoke test (the band is wide)
+FEW_SIMULATIONS = 20
 RANK_COLUMNS = ["simulation", "quantity", "truth", "posterior_mean", "posterior_sd", "rank", "n_thinned", "pit",
                 "ess_bulk", "rhat", "divergences", "fit_s"]
 
@@ -283,8 +287,11 @@ def _duration(seconds: float) -> str:
 
 
 def run_simulations(config: dict, tables_dir: Path, design_id: str, simulations: list[Simulation], client,
-                    report=partial(print, flush=True)) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Fit every simulation on ``client``; (ranks, failures). A failed fit is recorded and the rest go on."""
+                    report=partial(print, flush=True), partial_ranks: Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Fit every simulation on ``client``; (ranks, failures). A failed fit is recorded and the rest go on.
+
+    ``partial_ranks``, if given, is rewritten after every finished fit, so an interrupted SBC
+    keeps the ranks it has."""
     from dask.distributed import as_completed
 
     started = time.perf_counter()
@@ -301,6 +308,8 @@ def run_simulations(config: dict, tables_dir: Path, design_id: str, simulations:
         else:
             parts.append(future.result())
             status = f"fitted in {parts[-1]['fit_s'].iloc[0]:.0f} s"
+            if partial_ranks is not None:
+                pd.concat(parts, ignore_index=True).to_csv(partial_ranks, index=False)
         future.release()
         elapsed = time.perf_counter() - started
         left = len(simulations) - done
@@ -370,7 +379,9 @@ def sbc_report(table: pd.DataFrame, failures: pd.DataFrame, settings: SbcSetting
                f"outside the 95% band: {', '.join(failing['label'])}" if len(failing) else "no quantity has ranks")
     lines = [
         f"# Simulation-based calibration of the joint model ({config['run']['name']})", "",
-        f"**Verdict:** {verdict} ({settings.sims} simulations, {len(failures)} failed).", "",
+        f"**Verdict:** {verdict} ({settings.sims} simulations, {len(failures)} failed)."
+        + (f" With fewer than {FEW_SIMULATIONS} simulations the checks have little power: a smoke test, not a result."
+           if settings.sims - len(failures) < FEW_SIMULATIONS else ""), "",
         "Ranks of the true value among ESS-thinned posterior draws, as randomised PIT values; uniform if the "
         "inference is calibrated. Band: simultaneous 95% band of the ECDF (Saeilynoja et al. 2022); ks_pvalue: "
         "Kolmogorov-Smirnov test against U(0, 1); mean_pit > 0.5 means the posterior sits below the truth "
@@ -415,11 +426,13 @@ def run_sbc(config: dict, tables_dir: Path, settings: SbcSettings, client, out: 
            f"state-years ({settings.first_year}-{settings.last_year}); tracking {', '.join(q.name for q in quantities)}")
     simulations = simulate_datasets(model, quantities, settings.sims, settings.seed)
     report("each worker compiles the joint model once (minutes), then fits one simulation after another")
-    ranks, failures = run_simulations(config, tables_dir, design_id, simulations, client, report)
+    out.mkdir(parents=True, exist_ok=True)
+    ranks, failures = run_simulations(config, tables_dir, design_id, simulations, client, report,
+                                      partial_ranks=out / PARTIAL_RANKS)
     table, bands = calibration_table(ranks, quantities)
     wall = time.perf_counter() - started
-    out.mkdir(parents=True, exist_ok=True)
     ranks.to_csv(out / "ranks.csv", index=False)
+    (out / PARTIAL_RANKS).unlink(missing_ok=True)
     failures.to_csv(out / "failures.csv", index=False)
     table.to_csv(out / "calibration.csv", index=False)
     if bands:
