@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -119,3 +121,65 @@ def test_tiny_real_design_sbc_runs_end_to_end_through_the_cli(tmp_path, capsys):
     assert (out / "rank_ecdf.png").stat().st_size > 0
     assert "Verdict" in (out / "summary.md").read_text()
     assert set(pd.read_csv(out / "calibration.csv")["quantity"]) == set(ranks["quantity"])
+
+
+def test_sbc_options_show_their_defaults_and_output_goes_to_a_new_folder_under_runs(tmp_path, monkeypatch, capsys):
+    import argparse
+    from contextlib import nullcontext
+
+    import allypot.sensitivity.grid as grid
+    import allypot.sensitivity.sbc as sbc
+    from allypot.cli import HelpFormatter, build_parser, main
+
+    (sub,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    parser = sub.choices["sbc"]
+    for action in parser._actions:
+        if not isinstance(action, argparse._HelpAction):
+            assert action.help, f"allypot sbc {action.dest}: no help text"
+            if action.default not in (None, False):
+                assert "default" in HelpFormatter("sbc")._get_help_string(action), action.dest
+    calls = []
+
+    def fake_run_sbc(config, tables_dir, settings, client, out):
+        calls.append((settings, Path(out)))
+        Path(out).mkdir(parents=True)
+        (Path(out) / "summary.md").write_text("# SBC\n")
+        return sbc.SbcOutcome(Path(out), pd.DataFrame(), pd.DataFrame(columns=["simulation", "error"]))
+
+    monkeypatch.setattr(sbc, "run_sbc", fake_run_sbc)
+    monkeypatch.setattr(grid, "dask_client", lambda *args, **kwargs: nullcontext(None))
+    monkeypatch.chdir(tmp_path)
+    assert main(["sbc", "--sims", "3", "--years", "2012-2014"]) == 0
+    ((settings, out),) = calls
+    assert out.parent == Path("runs") and out.name.endswith("-sbc-joint_default")
+    assert (settings.sims, settings.first_year, settings.last_year) == (3, 2012, 2014)
+    assert main(["sbc", "--years", "2014:2012"]) == 2
+    assert "FIRST-LAST" in capsys.readouterr().err
+
+
+def test_observations_become_swappable_data_and_simulations_carry_their_truth():
+    import pymc as pm
+    from pytensor.compile.sharedvalue import SharedVariable
+    from pytensor.graph.traversal import ancestors
+
+    from allypot.sensitivity.sbc import simulate_datasets, with_observations_as_data
+
+    with pm.Model() as model:
+        cut = pm.Normal("cut", 0, 1, shape=2, transform=pm.distributions.transforms.ordered, initval=[-1.0, 1.0])
+        pm.Normal("y", cut.sum(), 1.0, observed=np.zeros(3))
+    rebuilt = with_observations_as_data(model)
+    assert model.rvs_to_initial_values[model["cut"]] is not None  # the original keeps its initial values
+    np.testing.assert_allclose(rebuilt.initial_point()["cut_ordered__"], model.initial_point()["cut_ordered__"])
+    point = model.initial_point()
+    logp = rebuilt.compile_logp()
+    assert logp(point) == pytest.approx(model.compile_logp()(point))
+    (shared,) = [v for v in ancestors([rebuilt.logp()]) if isinstance(v, SharedVariable) and v.name == "y_simulated"]
+    shared.set_value(np.full(3, 4.0))
+    assert logp(point) < model.compile_logp()(point) - 10  # the swapped data moved the likelihood
+
+    quantity = Quantity("cut_1", "cut", {"cut_dim_0": 1}, "cut 1")
+    sims = simulate_datasets(model, [quantity], sims=3, seed=1)
+    assert [s.index for s in sims] == [0, 1, 2]
+    assert len({s.truth["cut_1"] for s in sims}) == 3 and all(s.observations["y"].shape == (3,) for s in sims)
+    again = simulate_datasets(model, [quantity], sims=3, seed=1)
+    assert [s.truth for s in again] == [s.truth for s in sims]  # seeded
