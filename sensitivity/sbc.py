@@ -313,7 +313,10 @@ def run_simulations(config: dict, tables_dir: Path, design_id: str, simulations:
         future.release()
         elapsed = time.perf_counter() - started
         left = len(simulations) - done
-        eta = f"~{_duration(left * elapsed / done)} left" if left else "done"
+        # from the fits' own times: the first result also carries the worker's compilation
+        fit_seconds = [part["fit_s"].iloc[0] for part in parts]
+        eta = ("done" if not left else f"~{_duration(left * np.mean(fit_seconds) / slots)} left" if fit_seconds
+               else "time left unknown until a fit finishes")
         report(f"[{done}/{len(simulations)}] simulation {sim.index}: {status} | failed {len(failures)}, "
                f"in flight {min(left, slots)} | {_duration(elapsed)} elapsed, {eta}")
     ranks = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=RANK_COLUMNS)
@@ -370,7 +373,7 @@ def plot_rank_ecdfs(table: pd.DataFrame, bands: dict):
 
 
 def sbc_report(table: pd.DataFrame, failures: pd.DataFrame, settings: SbcSettings, config: dict,
-               wall_s: float, fit_s: pd.Series, design: dict) -> str:
+               wall_s: float, fits: pd.DataFrame, design: dict) -> str:
     """Markdown: the verdict per quantity first, then sizes, timing and failures."""
     tested = table.dropna(subset=["band_95_pass"]) if "band_95_pass" in table else table.iloc[:0]
     failing = tested[~tested["band_95_pass"].astype(bool)]
@@ -394,8 +397,10 @@ def sbc_report(table: pd.DataFrame, failures: pd.DataFrame, settings: SbcSetting
         f"`{config['model']['preference']}`",
         f"- {settings.sims} simulations; each fit nutpie {settings.chains} chains x {settings.draws} draws after "
         f"{settings.tune} tuning steps; seed {settings.seed}",
-        f"- wall time {wall_s:.0f} s (compilation included); per simulation median fit {fit_s.median():.0f} s, "
-        f"total fit time {fit_s.sum():.0f} s" if len(fit_s) else f"- wall time {wall_s:.0f} s; no fit finished",
+        f"- wall time {wall_s:.0f} s (compilation included); per simulation median fit {fits['fit_s'].median():.0f} s, "
+        f"total fit time {fits['fit_s'].sum():.0f} s" if len(fits) else f"- wall time {wall_s:.0f} s; no fit finished",
+        f"- fits with divergent transitions: {int((fits['divergences'] > 0).sum())} of {len(fits)} "
+        f"({int(fits['divergences'].sum())} divergences in all); their ranks are kept",
         "",
     ]
     if len(failures):
@@ -440,8 +445,8 @@ def run_sbc(config: dict, tables_dir: Path, settings: SbcSettings, client, out: 
         fig.savefig(out / "rank_ecdf.png", dpi=120)
         plt.close(fig)
     design = {"rows": len(inputs.rows), "countries": len(inputs.countries), "alliances": len(inputs.alliances)}
-    fit_s = ranks.drop_duplicates("simulation")["fit_s"] if len(ranks) else pd.Series(dtype=float)
-    (out / "summary.md").write_text(sbc_report(table, failures, settings, config, wall, fit_s, design))
+    fits = ranks.drop_duplicates("simulation")[["fit_s", "divergences"]]
+    (out / "summary.md").write_text(sbc_report(table, failures, settings, config, wall, fits, design))
     (out / "settings.json").write_text(json.dumps({
         "settings": asdict(settings), "design": design | {"excluded": dict(inputs.exclusions)},
         "quantities": [asdict(q) for q in quantities], "design_id": design_id, "data_hash": digest,
