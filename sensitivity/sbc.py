@@ -389,7 +389,7 @@ def sbc_report(table: pd.DataFrame, failures: pd.DataFrame, settings: SbcSetting
         "inference is calibrated. Band: simultaneous 95% band of the ECDF (Saeilynoja et al. 2022); ks_pvalue: "
         "Kolmogorov-Smirnov test against U(0, 1); mean_pit > 0.5 means the posterior sits below the truth "
         "(underestimates it), < 0.5 above it; mean_z_error: mean of (posterior mean - truth) / posterior SD.", "",
-        markdown_table(table.drop(columns=["label"]).rename(columns={"quantity": "quantity"}), floatfmt="{:.3f}"), "",
+        markdown_table(table.drop(columns=["label"]), floatfmt="{:.3f}"), "",
         "## Sizes", "",
         f"- design: {design['rows']} state-years, {design['countries']} countries, years "
         f"{settings.first_year}-{settings.last_year}, {design['alliances']} alliances; family "
