@@ -13,12 +13,13 @@ from allypot.paths import DEFAULT_CONFIG, DEFAULT_RAW_DIR, REPORT_DIR, RUNS_DIR,
 WHERE_COMMANDS_WRITE = f"""\
 where commands write:
   fit, compare       a new run folder per fit under --runs (default: {RUNS_DIR}/ in the current directory)
-  sensitivity --eta  smi run folders under --runs and a new folder --runs/<utc-stamp>-<name>-eta-path/
   priors check       a new folder {RUNS_DIR}/<utc-stamp>-priors-<config>/ unless --out is given
   replicate          a new folder {RUNS_DIR}/<utc-stamp>-replicate/ unless --out is given
   sensitivity        a new folder {RUNS_DIR}/<utc-stamp>-sensitivity-<run>/ unless --out is given
+  sensitivity --eta  smi run folders under --runs and a new folder --runs/<utc-stamp>-<name>-eta-path/
   influence          a new folder {RUNS_DIR}/<utc-stamp>-influence-<run id>/ unless --out is given;
                      --refit adds run folders under --runs
+  sbc                a new folder {RUNS_DIR}/<utc-stamp>-sbc-<config>/ unless --out is given
   data build/report  the repository's data/tables, data/CODEBOOK.md and data/report (developer commands)
 Nothing else writes into the repository; `make reports` regenerates the committed reports/ on purpose."""
 
@@ -248,6 +249,21 @@ def eta_path_command(args) -> int:
     out = Path(args.out) if args.out else Path(args.runs) / f"{_stamp()}-{config['run']['name']}-eta-path"
     print(f"eta path (table, markdown, plot) written to {write_eta_path(table, Path(args.run), config, out)}")
     return 0 if table["converged"].astype(bool).all() else 1
+def _sbc(args) -> int:
+    from allypot.inference.config import load_config, use_tables_dir
+    from allypot.sensitivity.grid import dask_client
+    from allypot.sensitivity.sbc import SbcSettings, parse_years, run_sbc
+
+    first, last = parse_years(args.years)
+    config = load_config(args.config)
+    settings = SbcSettings(sims=args.sims, draws=args.draws, tune=args.tune, chains=args.chains,
+                           first_year=first, last_year=last, seed=args.seed if args.seed is not None else config["run"]["seed"])
+    out = Path(args.out) if args.out else RUNS_DIR / f"{_stamp()}-sbc-{Path(args.config).stem}"
+    with dask_client(args.scheduler, args.workers) as client:
+        outcome = run_sbc(config, use_tables_dir(config, args.tables), settings, client, out)
+    print((outcome.path / "summary.md").read_text())
+    print(f"ranks, calibration table, rank ECDF plot and summary written to {outcome.path}")
+    return 1 if len(outcome.failures) else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -349,6 +365,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_grid)
 
     add_sensitivity_parser(sub)
+    help_text = ("simulation-based calibration of the joint model: simulate from its prior predictive on the real "
+                 "design, refit each simulation on Dask, rank the truth among the posterior draws")
+    p = sub.add_parser("sbc", help=help_text, description=help_text + ". Writes ranks.csv, calibration.csv, "
+                       "rank_ecdf.png, summary.md and settings.json into --out.")
+    p.add_argument("config", nargs="?", default=str(DEFAULT_CONFIG),
+                   help=f"run config whose model and priors to check; fitted in joint mode (default: the bundled {DEFAULT_CONFIG.name})")
+    p.add_argument("--sims", type=int, default=20, help="number of simulated data sets")
+    p.add_argument("--draws", type=int, default=200, help="draws per chain of each fit")
+    p.add_argument("--tune", type=int, default=200, help="tuning steps per chain of each fit")
+    p.add_argument("--chains", type=int, default=2, help="chains of each fit")
+    p.add_argument("--years", default="2013-2014", help="the design's years, FIRST-LAST")
+    p.add_argument("--seed", type=int, default=None, help="seed of the simulations and fits (default: the config's run.seed)")
+    p.add_argument("--tables", default=None, help=TABLES_HELP)
+    p.add_argument("--out", help=f"output folder (default: a new {RUNS_DIR}/<utc-stamp>-sbc-<config>/)")
+    p.add_argument("--scheduler", help="address of an existing Dask scheduler (tcp://host:port); default: a local cluster")
+    p.add_argument("--workers", type=int, help="local cluster: worker processes (default: one per two cores)")
+    p.set_defaults(func=_sbc)
 
     priors = sub.add_parser("priors", help="prior predictive checks").add_subparsers(dest="action", required=True)
     help_text = "draw from the prior predictive and plot shares, depths and agreement"
