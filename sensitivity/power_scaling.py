@@ -88,7 +88,9 @@ DIAGNOSES = ("prior-data conflict", "strong prior / weak likelihood", "weak like
 
 def prior_group(name: str) -> str:
     """The prior group of a ``log_prior`` variable (its name is the model's free variable)."""
-    if name in LATENT_FIELDS or name.endswith(("_offset", "_centred")):
+    # group effects in every parameterisation: non-centred offsets, centred levels, and the
+    # mean-split centring's level mean and zero-sum deviations (models/contribution.py)
+    if name in LATENT_FIELDS or name.endswith(("_offset", "_centred", "_level_mean", "_deviation")):
         return LATENT_GROUP
     if name.startswith("depth_"):
         return "depth IRT (loadings, cut-points)"

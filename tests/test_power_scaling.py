@@ -91,6 +91,7 @@ def test_diagnosis_words_and_prior_groups():
     groups = {name: prior_group(name) for name in ["depth_loading", "depth_cutpoints_base", "depth_theta", "pref_logit",
                                                     "pref_walk_sigma", "log_beta", "logit_gamma_orth", "log_intercept_orth",
                                                     "log_country_effect_sigma", "log_country_effect_centred",
+                                                    "log_year_effect_level_mean", "log_country_effect_deviation",
                                                     "logit_year_effect_offset", "log_sigma"]}
     assert groups == {
         "depth_loading": "depth IRT (loadings, cut-points)", "depth_cutpoints_base": "depth IRT (loadings, cut-points)",
@@ -98,6 +99,8 @@ def test_diagnosis_words_and_prior_groups():
         "pref_walk_sigma": "preference walk scale", "log_beta": "regression coefficients",
         "logit_gamma_orth": "regression coefficients", "log_intercept_orth": "regression coefficients",
         "log_country_effect_sigma": "group-effect scales", "log_country_effect_centred": "latent fields (hierarchical layer)",
+        "log_year_effect_level_mean": "latent fields (hierarchical layer)",
+        "log_country_effect_deviation": "latent fields (hierarchical layer)",
         "logit_year_effect_offset": "latent fields (hierarchical layer)", "log_sigma": "residual scale",
     }
 
