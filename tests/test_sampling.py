@@ -53,17 +53,29 @@ def test_nan_in_a_deterministic_is_not_mistaken_for_an_interruption():
 
 @pytest.fixture
 def interrupt_after(monkeypatch):
-    """Send this process SIGINT ``seconds`` after nutpie starts sampling (compilation excluded)."""
+    """Send this process SIGINT ``seconds`` after nutpie starts sampling (compilation excluded),
+    and again every ``seconds`` until sampling returns: one lost signal must not leave a
+    two-million-draw fit running (a full suite on a loaded machine once hung here)."""
+    # a handler left behind by an earlier test must not swallow the signal
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
     def arm(seconds):
         original = nutpie.sample
 
         def sample_then_interrupt(*args, **kwargs):
-            timer = threading.Timer(seconds, os.kill, (os.getpid(), signal.SIGINT))
-            timer.start()
+            done = threading.Event()
+
+            def interrupt():
+                for _ in range(30):
+                    if done.wait(seconds):
+                        return
+                    os.kill(os.getpid(), signal.SIGINT)
+
+            threading.Thread(target=interrupt, daemon=True).start()
             try:
                 return original(*args, **kwargs)
             finally:  # a fit that ends first makes the test fail, not pytest stop
-                timer.cancel()
+                done.set()
 
         monkeypatch.setattr(nutpie, "sample", sample_then_interrupt)
 
