@@ -19,9 +19,9 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 from allypot.inference.fit import fit_config
-from allypot.inference.runs import RunMismatchError, compute_run_id, data_hash, package_versions, run_data_files
+from allypot.inference.runs import compute_run_id, data_hash, package_versions, run_data_files
 from allypot.markdown import markdown_table
-from allypot.sensitivity.grid import summarise_run
+from allypot.sensitivity.grid import cached_summary, summarise_run
 
 TABLE_COLUMNS = ["eta", "median", "q05", "q95", "p_positive", "rhat", "ess_bulk", "divergences", "converged",
                  "seconds", "status", "run"]
@@ -57,21 +57,6 @@ def smi_config(config: dict, eta: float) -> dict:
     return smi
 
 
-def cached_run_summary(runs_dir: Path, run_id: str) -> dict | None:
-    """The summary of the newest complete run folder with this id under ``runs_dir``, or None.
-
-    Folder names end in the run id; meta.json must agree. A damaged folder (load fails) is
-    no hit, as in the grid's cache (``allypot.sensitivity.grid.cached_summary``).
-    """
-    for path in sorted(Path(runs_dir).glob(f"*-{run_id}"), reverse=True):
-        try:
-            if json.loads((path / "meta.json").read_text()).get("id") == run_id:
-                return summarise_run(path)
-        except (RunMismatchError, json.JSONDecodeError, OSError):
-            continue
-    return None
-
-
 def eta_path(config: dict, etas: list[float], tables_dir: Path, runs_dir: Path, progress: bool = True) -> pd.DataFrame:
     """Fit (or read back) the smi run of ``config`` at each eta; one row per eta.
 
@@ -83,7 +68,7 @@ def eta_path(config: dict, etas: list[float], tables_dir: Path, runs_dir: Path, 
     for eta in etas:
         smi = smi_config(config, eta)
         run_id = compute_run_id(smi, data_hash(tables_dir, run_data_files(smi))[0])
-        summary = cached_run_summary(runs_dir, run_id)
+        summary = cached_summary(runs_dir, run_id)
         status = "cached" if summary else "fitted"
         if progress:
             print(f"eta {eta:g}: " + (f"reading {summary['run']}" if summary else "fitting"), flush=True)

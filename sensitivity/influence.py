@@ -42,7 +42,6 @@ The table says which method produced each row.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -356,14 +355,13 @@ def refit_config(config: dict, ccode: int) -> dict:
 
 def find_run(runs_dir: Path, run_id: str) -> Path | None:
     """A complete, loadable run folder with this id in ``runs_dir`` (newest first), or None."""
-    from allypot.inference.runs import RunMismatchError, load_run
+    from allypot.inference.runs import RunMismatchError, find_runs, load_run
 
-    for path in sorted(Path(runs_dir).glob(f"*-{run_id}*"), reverse=True):
+    for path in find_runs(runs_dir, run_id):
         try:
-            if json.loads((path / "meta.json").read_text()).get("id") == run_id:
-                load_run(path)
-                return path
-        except (RunMismatchError, FileNotFoundError, json.JSONDecodeError, OSError):
+            load_run(path)
+            return path
+        except (RunMismatchError, OSError):
             continue
     return None
 
