@@ -164,13 +164,21 @@ def _figures(args) -> int:
 
 
 def _grid(args) -> int:
-    from allypot.sensitivity.grid import dask_client, load_grid, parse_overrides, plan_grid, run_grid, write_grid_outputs
+    from allypot.sensitivity.grid import (
+        NOT_RUN, collect_grid, dask_client, load_grid, parse_overrides, plan_grid, run_grid, write_grid_outputs,
+    )
 
     plan = plan_grid(load_grid(args.grid, parse_overrides(args.set)), Path(args.tables))
     print(f"{args.grid}: {len(plan.cells)} cells to run, {len(plan.excluded)} combinations excluded")
     if args.dry_run:
         for cell in plan.cells:
             print(f"  {cell.run_id}  {cell.label}")
+        return 0
+    if args.collect:
+        table = collect_grid(plan, Path(args.runs))
+        folder = write_grid_outputs(plan, table, Path(args.out), Path(args.tables), 0.0, "none (--collect)")
+        print(f"{(table['status'] == NOT_RUN).sum()} of {len(table)} cells not run yet; "
+              f"effect table, forest plot and report of the others written to {folder}")
         return 0
     started = time.perf_counter()
     with dask_client(args.scheduler, args.workers, args.threads) as client:
@@ -359,6 +367,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, help="local cluster: worker processes (default: one per two cores)")
     p.add_argument("--threads", type=int, default=1, help="local cluster: threads per worker (default: %(default)s)")
     p.add_argument("--dry-run", action="store_true", help="validate and list the cells, fit nothing")
+    p.add_argument("--collect", action="store_true",
+                   help="fit nothing: write the table and forest plot from the cells already in --runs, the "
+                        "others marked 'not run' (a look at a grid still running or stopped part-way)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="change every cell's base config, e.g. --set sampler.draws=500 (repeatable); "
                    "the grid's name then gets a suffix so the result never passes for the grid as written")

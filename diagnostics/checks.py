@@ -11,6 +11,7 @@ A check is *computed* here and *drawn* in :mod:`allypot.diagnostics.plots`.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass, field, fields
 
 import arviz_stats as azs
@@ -103,7 +104,10 @@ def compute_convergence(run: RunData, skip_dims=DERIVED_DIMS) -> pd.DataFrame:
         rhats, bulk, tail, mean_ess = [], [], [], []
         for chains in run.chain_groups:
             part = post[[name]].isel(chain=chains)
-            rhats.append(azs.rhat(part, sample_dims=SAMPLE_DIMS)[name].to_numpy().ravel())
+            with warnings.catch_warnings():
+                # constant elements (0/0 in R-hat) are dropped below by their zero SD
+                warnings.filterwarnings("ignore", message="invalid value encountered", category=RuntimeWarning)
+                rhats.append(azs.rhat(part, sample_dims=SAMPLE_DIMS)[name].to_numpy().ravel())
             bulk.append(azs.ess(part, sample_dims=SAMPLE_DIMS, method="bulk")[name].to_numpy().ravel())
             tail.append(azs.ess(part, sample_dims=SAMPLE_DIMS, method="tail")[name].to_numpy().ravel())
             mean_ess.append(azs.ess(part, sample_dims=SAMPLE_DIMS, method="mean")[name].to_numpy().ravel())

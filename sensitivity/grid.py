@@ -77,6 +77,9 @@ UNSUPPORTED_AXES = {
 # the columns of the effect table, after the axis columns
 EFFECT_COLUMNS = ["median", "q05", "q95", "p_positive", "rhat", "ess_bulk", "divergences", "converged",
                   "status", "error", "fit_s", "run_id", "run"]
+# the status of a cell without a result: its fit failed, or (``collect_grid``) it has not run yet
+NOT_RUN = "not run"
+NO_RESULT = ("failed", NOT_RUN)
 
 
 class GridError(ValueError):
@@ -422,6 +425,16 @@ def run_grid(plan: GridPlan, client, tables_dir: Path, runs_dir: Path,
     return effect_table(plan, rows)
 
 
+def collect_grid(plan: GridPlan, runs_dir: Path) -> pd.DataFrame:
+    """The effect table from the cells whose run folders exist, fitting nothing; the others are
+    "not run". For a look at a grid that is still running, or one stopped part-way."""
+    rows = {}
+    for cell in plan.cells:
+        cached = cached_summary(Path(runs_dir), cell.run_id)
+        rows[cell.run_id] = cached | {"status": "cached"} if cached is not None else {"status": NOT_RUN}
+    return effect_table(plan, rows)
+
+
 def _duration(seconds: float) -> str:
     seconds = int(round(seconds))
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
@@ -459,12 +472,12 @@ def _cell_labels(table: pd.DataFrame, axes: list[str], design: str) -> list[str]
 
 def plot_forest(table: pd.DataFrame, axes: list[str], design: str = "factorial"):
     """Forest plot: median and 90% interval of the effect per cell; hollow = not converged,
-    failed cells are named at zero. One-at-a-time grids label each cell by the choice it moved
+    failed and not-yet-run cells are named at zero. One-at-a-time grids label each cell by the choice it moved
     and mark the reference cell's median. Returns the figure."""
     labels = _cell_labels(table, axes, design)
     fig, ax = plt.subplots(figsize=(8, 1.0 + 0.28 * len(table)))
     y = np.arange(len(table))[::-1]
-    failed = table["status"] == "failed"
+    failed = table["status"].isin(NO_RESULT)
     converged = table["converged"].fillna(False).astype(bool)
     for mask, style in ((~failed & converged, {"color": "C0", "mfc": "C0"}),
                         (~failed & ~converged, {"color": "C3", "mfc": "white"})):
@@ -472,10 +485,10 @@ def plot_forest(table: pd.DataFrame, axes: list[str], design: str = "factorial")
             ax.errorbar(table.loc[mask, "median"], y[mask.to_numpy()],
                         xerr=[table.loc[mask, "median"] - table.loc[mask, "q05"], table.loc[mask, "q95"] - table.loc[mask, "median"]],
                         fmt="o", capsize=2, **style, label="converged" if style["color"] == "C0" else "not converged (R-hat > 1.01 or divergences)")
-    for yi in y[failed.to_numpy()]:
-        ax.text(0, yi, "failed", color="C7", va="center", ha="center", fontsize=8)
+    for yi, status in zip(y[failed.to_numpy()], table.loc[failed, "status"]):
+        ax.text(0, yi, status, color="C7", va="center", ha="center", fontsize=8)
     ax.axvline(0, color="k", lw=0.8, ls="--")
-    if design == "one_at_a_time" and len(table) and table.iloc[0]["status"] != "failed":
+    if design == "one_at_a_time" and len(table) and table.iloc[0]["status"] not in NO_RESULT:
         ax.axvline(table.iloc[0]["median"], color="C0", lw=0.8, ls=":", label="reference cell's median")
     ax.set_yticks(y, labels, fontsize=8)
     ax.set_ylim(-0.7, len(table) - 0.3)
@@ -492,13 +505,16 @@ def grid_report(plan: GridPlan, table: pd.DataFrame) -> str:
     grid = plan.grid
     axes = list(grid.axes)
     failed = table[table["status"] == "failed"]
+    not_run = table[table["status"] == NOT_RUN]
     usable = table[table["converged"].fillna(False).astype(bool)]
     lines = [f"# Specification grid `{grid.name}`", ""]
     if grid.description:
         lines += [grid.description, ""]
     lines += [
         f"{len(table)} cells over {len(axes)} {'axis' if len(axes) == 1 else 'axes'} ({', '.join(f'`{a}`' for a in axes)}); "
-        f"{len(plan.excluded)} combinations excluded; {len(failed)} failed; {len(usable)} converged "
+        f"{len(plan.excluded)} combinations excluded; {len(failed)} failed; "
+        + (f"**{len(not_run)} not run yet** (collected part-way); " if len(not_run) else "")
+        + f"{len(usable)} converged "
         "(R-hat <= 1.01, no divergences). Effect on the expected share per unit of alliance potential, "
         "median and 90% equal-tailed interval.",
         "",
@@ -509,7 +525,7 @@ def grid_report(plan: GridPlan, table: pd.DataFrame) -> str:
                   f"and {int((usable['q95'] < 0).sum())} below 0.", ""]
     if grid.design == "one_at_a_time" and len(usable) and table.iloc[0]["converged"]:
         moves = one_at_a_time_moves(table, axes)
-        moves = moves[moves["status"] != "failed"].sort_values("shift", key=np.abs, ascending=False)
+        moves = moves[~moves["status"].isin(NO_RESULT)].sort_values("shift", key=np.abs, ascending=False)
         lines += ["One choice at a time from the reference cell (the first row), largest move of the median first "
                   "(shift in units of the reference's 90% interval width):", "",
                   markdown_table(moves.drop(columns="status"), floatfmt="{:.5f}"), ""]
@@ -521,7 +537,7 @@ def grid_report(plan: GridPlan, table: pd.DataFrame) -> str:
     if plan.excluded:
         lines += ["## Excluded combinations", ""] + [
             f"- {', '.join(str(v) for v in values.values())}: {reason}" for values, reason in plan.excluded] + [""]
-    lines += ["## Run folders", ""] + [f"- `{row['run_id']}`: `{row['run']}`" for _, row in table.iterrows() if row["run"]]
+    lines += ["## Run folders", ""] + [f"- `{row['run_id']}`: `{row['run']}`" for _, row in table.iterrows() if pd.notna(row["run"]) and row["run"]]
     return "\n".join(lines) + "\n"
 
 

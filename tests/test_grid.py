@@ -9,11 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from allypot.diagnostics.summary import headline_summary
-from allypot.inference.runs import compute_run_id, load_run, package_versions, write_run
+from allypot.inference.runs import compute_run_id, data_hash, load_run, package_versions, run_data_files, write_run
 from allypot.paths import REPO_ROOT, TABLES_DIR
 from allypot.sensitivity.grid import (
     GridError,
     cached_summary,
+    collect_grid,
     dask_client,
     load_grid,
     one_at_a_time_moves,
@@ -246,3 +247,29 @@ def test_a_second_pass_gets_its_own_results_not_the_first_pass_futures(tmp_path,
     assert list(first["status"]) == ["fitted", "fitted"]
     assert list(second["run"]) == ["pass-3", "pass-3"]
     assert len(log.read_text().split()) == 6
+
+
+def test_collect_reports_the_fitted_cells_and_marks_the_rest_not_run(tmp_path):
+    plan = plan_grid(load_grid(GRIDS / "tiny.toml"), TABLES_DIR)
+    first, second = plan.cells
+    draws = np.random.default_rng(1).normal(0.003, 0.001, size=(2, 200))
+    idata = az.from_dict({"posterior": {"potential_effect": draws},
+                          "sample_stats": {"diverging": np.zeros((2, 200), bool)}})
+    meta = {"id": first.run_id, "data_hash": data_hash(TABLES_DIR, run_data_files(first.config))[0],
+            "versions": package_versions(), "sampler": {"divergences": 0},
+            "timings_s": {"total_s": 5.0}, "health": {"warnings": []}}
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    write_run(idata, first.config, meta, headline_summary(idata), runs)
+
+    table = collect_grid(plan, runs)
+    assert list(table["status"]) == ["cached", "not run"]
+    assert table.loc[0, "median"] == pytest.approx(np.median(draws)) and pd.isna(table.loc[1, "median"])
+    assert len(list(runs.iterdir())) == 1  # nothing fitted
+
+    fig = plot_forest(table, list(plan.grid.axes))
+    assert [t.get_text() for t in fig.axes[0].texts] == ["not run"]
+    plt.close(fig)
+    assert main(["grid", str(GRIDS / "tiny.toml"), "--collect", "--runs", str(runs), "--out", str(tmp_path / "out")]) == 0
+    report = (tmp_path / "out" / plan.grid.name / "effects.md").read_text()
+    assert "**1 not run yet**" in report and second.run_id not in report.split("## Run folders")[1]
