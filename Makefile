@@ -13,7 +13,7 @@ BIN := $(VENV)/bin
 CONFIG ?= inference/configs/joint_default.toml
 PYTEST := MPLBACKEND=Agg $(BIN)/python -m pytest -q
 
-.PHONY: install run fit priors test test-fast data raw-manifest report replicate reports audit-report sensitivity-report bench clean-runs chromium
+.PHONY: install run fit priors test test-fast data raw-manifest report replicate reports audit-report sensitivity-report grid-report bench clean-runs chromium
 
 $(BIN)/allypot: pyproject.toml requirements.lock
 	@echo "installing the pinned dependencies into $(VENV)/ (a few minutes the first time)"
@@ -60,6 +60,11 @@ replicate: install
 # where no matching run folder exists in runs/
 audit-report: install
 	$(BIN)/allypot audit --out reports --fit --quick --bayes --bambi-draws 300 --bambi-chains 2
+
+# reports/grids/default/: the default grid (13 cells, one choice at a time). Cells whose run folders
+# are in runs/ are read back; the others are fitted (about 1.5 hours on 2 cores for all 13)
+grid-report: install
+	$(BIN)/allypot grid sensitivity/grids/default.toml --out reports/grids
 
 bench: install
 	$(BIN)/python bench/benchmark.py
