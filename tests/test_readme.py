@@ -61,3 +61,13 @@ def test_headline_effects_quoted_in_the_readme_are_the_committed_comparison(mode
     assert f"R-hat {float(committed['rhat']):.3f}" in row, (committed["rhat"], row)
     if "ESS" in row:
         assert f"ESS {float(committed['ess_bulk']):,.0f}" in row, (committed["ess_bulk"], row)
+
+
+def test_the_committed_prior_check_is_the_one_the_readme_says():
+    """The README's 44% of negative shares is the Gaussian family's; the committed
+    reports/priors/ is the hurdle default's, which has no negative shares."""
+    committed = (REPOSITORY / "reports" / "priors" / "prior_check.md").read_text()
+    assert "family `hurdle`" in committed and "Simulated shares: 0.0% below 0" in committed
+    flat = " ".join(README.split())  # wrapped as it may be
+    assert "with the Gaussian family 44% of simulated shares are negative" in flat
+    assert "the committed `reports/priors/` is the check of the hurdle default, which has none" in flat
