@@ -71,3 +71,21 @@ def test_the_committed_prior_check_is_the_one_the_readme_says():
     flat = " ".join(README.split())  # wrapped as it may be
     assert "with the Gaussian family 44% of simulated shares are negative" in flat
     assert "the committed `reports/priors/` is the check of the hurdle default, which has none" in flat
+
+
+def test_disagreement_counts_quoted_in_the_readme_are_the_committed_list():
+    """The README's count of published-vs-rebuilt disagreements, and the reasons it names, are
+    those of data/report/published_vs_rebuilt.csv (which test_report ties to the tables)."""
+    listed = pd.read_csv(REPOSITORY / "data" / "report" / "published_vs_rebuilt.csv")
+    by_reason = listed["reason"].value_counts()
+    flat = " ".join(README.split())
+    assert f"**{len(listed)} state-years that disagree**" in flat
+    quoted = {
+        "published false zeros": "published zero, sources show troops (false zero)",
+        "zeros in 2014 where there is no IISS edition":
+            "published 0 in a year without IISS deployment data (no edition), rebuilt from placemats",
+        "placemat figures lost in a merge": "placemat lost in published merge: published IISS vs rebuilt placemat snapshot",
+        "yearly maxima vs dated snapshots": "published yearly max vs rebuilt nearest-to-1-Dec snapshot",
+    }
+    for words, reason in quoted.items():
+        assert f"{by_reason[reason]} {words}" in flat, (words, by_reason[reason])
