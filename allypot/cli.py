@@ -301,8 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=str(PROJECT_MANIFEST), help="manifest to write (default: %(default)s)")
     p.set_defaults(func=_data_manifest)
     p = data.add_parser("report", help="markdown report with figures on coverage and published-vs-rebuilt")
-    p.add_argument("--tables", default=str(TABLES_DIR))
-    p.add_argument("--out", default=str(REPORT_DIR))
+    p.add_argument("--tables", default=str(TABLES_DIR), help="the derived tables to report on")
+    p.add_argument("--out", default=str(REPORT_DIR), help="report folder (in a checkout: the committed data/report)")
     p.set_defaults(func=_data_report)
     p = data.add_parser("validate", help="check a user's table against a bundled table's schema")
     p.add_argument("table", help="table name, e.g. panel")
@@ -318,7 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("compare", _compare, "fit the measurement model once, then plug-in, cut and joint (cheapest first), "
                               "print each effect as soon as it is ready and a comparison report at the end"),
     ]:
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = sub.add_parser(name, help=help_text, description=help_text.replace("%%", "%"))
         p.add_argument("config", nargs="?", default=str(DEFAULT_CONFIG), help=f"run config (TOML; default: the bundled {DEFAULT_CONFIG.name})")
         p.add_argument("--tables", default=None, help=TABLES_HELP)
         p.add_argument("--runs", default=str(RUNS_DIR), help="folder that receives the new run folder(s), relative to the current directory")
@@ -341,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_replicate)
 
     p = sub.add_parser("audit", help="published Table 1 -> joint model, one repair at a time (sensitivity/audit.py)")
-    p.add_argument("--tables", default=str(TABLES_DIR))
+    p.add_argument("--tables", default=str(TABLES_DIR), help=tables_help)
     p.add_argument("--runs", default=str(RUNS_DIR), help="run folders to reuse (and where --fit writes)")
     p.add_argument("--out", default=None, help="output folder (default runs/audit-<stamp>; `--out reports` "
                    "regenerates the committed reports/audit.md)")
@@ -349,10 +349,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fit", action="store_true", help="fit the MCMC steps that have no matching run folder")
     p.add_argument("--quick", action="store_true", help="MCMC steps with the light sampler (stated in the output)")
     p.add_argument("--mcmc-specs", nargs="+", default=["political"],
-                   choices=["baseline", "political", "all_controls", "fixed_effects"])
+                   choices=["baseline", "political", "all_controls", "fixed_effects"],
+                   help="specifications of the MCMC steps (plug-in hurdle, cut, joint), read from --runs or fitted")
     p.add_argument("--bambi-draws", type=int, default=1000, help="draws per chain of each Bambi fit (and as many tuning steps)")
     p.add_argument("--bambi-chains", type=int, default=4, help="chains of each Bambi fit")
-    p.add_argument("--seed", type=int, default=20011007)
+    p.add_argument("--seed", type=int, default=20011007, help="seeds the measurement fit, the MCMC steps and Bambi")
     p.set_defaults(func=_audit)
 
 
@@ -360,7 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Validate every cell of GRID, fit the cells not already in --runs (cached by run id) "
                        "on a Dask cluster, and write effects.csv, effects.md and forest.png to --out/<grid name>/.")
     p.add_argument("grid", help="grid file, e.g. sensitivity/grids/default.toml")
-    p.add_argument("--tables", default=str(TABLES_DIR))
+    p.add_argument("--tables", default=str(TABLES_DIR), help=tables_help)
     p.add_argument("--runs", default=str(RUNS_DIR), help="run folders of the cells, reused when present (default: %(default)s)")
     p.add_argument("--out", default=str(RUNS_DIR / "grids"), help="where the grid's table and plot go (default: %(default)s)")
     p.add_argument("--scheduler", help="address of an existing Dask scheduler (tcp://host:port); default: a local cluster")
@@ -432,8 +433,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_influence)
 
     p = sub.add_parser("figures", help="the study's figures (PNG and PDF) from a run folder")
-    p.add_argument("run", metavar="RUN")
-    p.add_argument("--tables", default=str(TABLES_DIR))
+    p.add_argument("run", metavar="RUN", help="run folder made by fit or compare")
+    p.add_argument("--tables", default=str(TABLES_DIR), help="the tables the run was fitted on")
     p.add_argument("--out", help="figure folder (default: RUN/figures)")
     p.add_argument("--states", nargs="+", help="state abbreviations for the preference paths "
                    "(default: the six largest contributors by mean share)")
@@ -451,7 +452,9 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 130
     except (ValueError, FileNotFoundError, KeyError) as err:
-        print(f"allypot: error: {err}", file=sys.stderr)
+        # str() of a KeyError is the repr of its message, quotes and all
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"allypot: error: {message}", file=sys.stderr)
         return 2
 
 

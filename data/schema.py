@@ -131,6 +131,12 @@ def _parse_csv(text: str, path: Path, schema: TableSchema) -> tuple[pd.DataFrame
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader)
+        separator = next((s for s in ";\t|" if len(header) == 1 and s in header[0]), None)
+        if separator and len(schema.columns) > 1:
+            raise DataValidationError(
+                f"{path}: row 1 (header) is separated by {separator!r}, not by commas;"
+                " save the file as comma-separated CSV"
+            )
         rows, row_numbers = [], []
         for row in reader:
             if not row:

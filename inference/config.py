@@ -170,11 +170,17 @@ def load_config(path: str | Path) -> dict:
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{path}: config file not found")
-    with open(path, "rb") as fh:
-        try:
-            user = tomllib.load(fh)
-        except tomllib.TOMLDecodeError as err:
-            raise ConfigError(f"{path}: not valid TOML: {err}") from None
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder, not a config file (TOML)")
+    data = path.read_bytes()
+    try:
+        user = tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as err:
+        line = data[:err.start].count(b"\n") + 1
+        raise ConfigError(f"{path}: line {line} is not UTF-8 text (byte 0x{data[err.start]:02x}); "
+                          "save the file as UTF-8") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML: {err}") from None
     return resolve_config(user, source=str(path), base_dir=path.resolve().parent)
 
 

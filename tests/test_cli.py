@@ -69,16 +69,36 @@ def _subcommands(parser: argparse.ArgumentParser, prefix=()):
         yield prefix, parser
 
 
-@pytest.mark.parametrize("command", ["fit", "compare", "replicate", "priors check"])
+COMMANDS = {" ".join(k): p for k, p in _subcommands(build_parser()) if not any(
+    isinstance(a, argparse._SubParsersAction) for a in p._actions)}
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
 def test_every_option_has_help_and_shows_its_default(command):
-    parser = dict((" ".join(k), p) for k, p in _subcommands(build_parser()))[command]
+    parser = COMMANDS[command]
     formatter = HelpFormatter(command)
+    assert "%%" not in (parser.description or ""), f"allypot {command}: description shows '%%'"
     for action in parser._actions:
         if isinstance(action, argparse._HelpAction):
             continue
         assert action.help, f"allypot {command} {action.dest}: no help text"
         if action.default not in (None, False):
             assert "default" in formatter._get_help_string(action), f"allypot {command} {action.dest}: default not shown"
+
+
+def test_every_draws_option_says_what_it_counts():
+    """"Draws" once meant six things: every option counting draws says per chain or in total."""
+    counted = {(command, action.dest): action.help for command, parser in COMMANDS.items()
+               for action in parser._actions if action.dest.endswith("draws")}
+    assert len(counted) >= 5, counted
+    for (command, dest), text in counted.items():
+        assert "per chain" in text or "in total" in text, f"allypot {command} --{dest}: {text!r}"
+
+
+def test_unknown_table_is_one_plain_line(tmp_path, capsys):
+    assert main(["data", "validate", "panle", str(tmp_path / "x.csv")]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("allypot: error: unknown table 'panle'; known: [") and "'panel'" in line
 
 
 def test_help_says_where_each_command_writes(capsys):

@@ -140,3 +140,20 @@ def test_cli_passes_the_chosen_tables_to_fit(tmp_path, monkeypatch, cli_tables, 
     args = ["fit", str(_config_file(tmp_path, "from_config")), "--runs", str(tmp_path / "runs")]
     assert main(args + (["--tables", str(tmp_path / cli_tables)] if cli_tables else [])) == 130
     assert seen["tables"] == tmp_path / expected and seen["saved"] == str(tmp_path / expected)
+
+
+@pytest.mark.parametrize(("make", "expected"), [
+    (lambda path: path.mkdir(), "is a folder, not a config file (TOML)"),
+    (lambda path: path.write_bytes('[run]\ndescription = "\u00e9tude"\n'.encode("latin-1")),
+     "line 2 is not UTF-8 text (byte 0xe9); save the file as UTF-8"),
+    (lambda path: path.write_text('[run\nname = "x"\n'), "not valid TOML: Expected ']'"),
+    (lambda path: None, "config file not found"),
+], ids=["folder", "latin1", "bad_toml", "missing"])
+def test_an_unreadable_config_is_one_line_naming_it(make, expected, tmp_path, capsys):
+    path = tmp_path / "my.toml"
+    make(path)
+    assert main(["fit", str(path), "--runs", str(tmp_path / "runs")]) == 2
+    captured = capsys.readouterr()
+    (line,) = captured.err.strip().splitlines()
+    assert line.startswith(f"allypot: error: {path}: {expected}") and "Traceback" not in captured.err
+    assert not (tmp_path / "runs").exists()

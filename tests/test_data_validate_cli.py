@@ -76,6 +76,9 @@ def _case(name: str, head: pd.DataFrame, tmp_path: Path) -> tuple[Path, list[str
         lines[4] = lines[4].rsplit(",", 1)[0]
         path.write_text("\n".join(lines) + "\n")
         return path, ["row 5", "fields", "'ideal_distance'"]
+    if name == "semicolons":
+        path.write_text(_text(head).replace(",", ";"))
+        return path, ["row 1 (header)", "';'", "comma-separated"]
     raise AssertionError(name)
 
 
@@ -89,6 +92,7 @@ CASES = [
     "directory",
     "extra_field",
     "missing_field",
+    "semicolons",
 ]
 
 

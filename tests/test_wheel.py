@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -58,9 +59,18 @@ print(json.dumps({
 def test_wheel_installed_in_a_fresh_venv_builds_the_default_model(tmp_path):
     source = tmp_path / "source"
     shutil.copytree(SOURCE, source, ignore=not_source)
-    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
-         "-w", tmp_path / "dist", source])
+    built = run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--verbose",
+                 "-w", tmp_path / "dist", source])
+    # the data folders are declared as such in pyproject.toml, so setuptools has nothing to guess
+    assert "absent from the `packages` configuration" not in built.stdout + built.stderr
     (wheel,) = (tmp_path / "dist").glob("allypot-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        carried = {name for name in archive.namelist() if not name.endswith("/")}
+    bundled = {"data/tables": "allypot/data/tables", "priors": "allypot/priors",
+               "inference/configs": "allypot/inference/configs", "sensitivity/grids": "allypot/sensitivity/grids"}
+    for folder, packaged in bundled.items():
+        files = {f"{packaged}/{p.name}" for p in (SOURCE / folder).iterdir() if p.suffix in {".csv", ".json", ".toml"}}
+        assert files and files <= carried, sorted(files - carried)
 
     venv = tmp_path / "venv"
     run([sys.executable, "-m", "venv", "--without-pip", venv])
