@@ -1,47 +1,44 @@
 """End-to-end: the command line on the bundled tables (tiny draws); where commands write."""
 
 import argparse
-import subprocess
 from pathlib import Path
 
 import pytest
+from allypot.data.loaders import load_table
 from allypot.inference.runs import load_run
+from allypot.paths import TABLES_DIR
+from conftest import SMALL_RUN_DRAWS, SMALL_RUN_YEARS, repository_status
 
 from allypot.cli import HelpFormatter, build_parser, main
 
 FIXTURES = Path(__file__).parent / "fixtures" / "configs"
-REPOSITORY = Path(__file__).resolve().parent.parent
 
 
-def repository_status() -> str:
-    """``git status`` of the checkout (tracked changes and untracked files), or "" outside git."""
-    done = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=REPOSITORY,
-                          capture_output=True, text=True)
-    return done.stdout if done.returncode == 0 else ""
-
-
-@pytest.mark.slow
-def test_fit_writes_a_complete_reloadable_run(tmp_path, capsys, monkeypatch):
-    before = repository_status()
-    monkeypatch.chdir(tmp_path)
-    assert main(["fit", str(FIXTURES / "smoke_joint.toml"), "--quiet"]) == 0
-    (run,) = [p for p in (tmp_path / "runs").iterdir()]
-    assert run.name.split("-")[1:3] == ["joint", "smoke"]
-    assert repository_status() == before
-    idata, config, meta = load_run(run)
+@pytest.mark.slow  # the fit is the session's shared small joint run (conftest), made once
+def test_fit_writes_a_complete_reloadable_run(small_joint_cli_fit):
+    fit = small_joint_cli_fit
+    assert fit.code == 0 and fit.run.parent == fit.workdir / "runs"
+    assert fit.run.name.split("-")[1:3] == ["joint", "smoke"]
+    assert fit.status_after == fit.status_before
+    idata, config, meta = load_run(fit.run)
     assert config["model"]["family"] == "hurdle" and meta["seed"] == 1
     assert set(meta["versions"]) >= {"pymc", "arviz", "nutpie"}
-    assert meta["sample"]["rows"] > 2000 and "the United States (coalition leader, not a contributor)" in meta["sample"]["excluded"]
+    # every row of the bundled panel is either in the sample or counted with its reason
+    sample = meta["sample"]
+    assert sample["rows"] + sum(sample["excluded"].values()) == len(load_table("panel", TABLES_DIR))
+    assert tuple(sample["years"]) == SMALL_RUN_YEARS and sample["rows"] > 0
+    assert "the United States (coalition leader, not a contributor)" in sample["excluded"]
     for group in ("posterior", "sample_stats", "observed_data", "log_likelihood", "log_prior"):
         assert group in idata.children
-    assert idata["posterior"]["potential_effect"].shape == (2, 30)
+    assert idata["posterior"]["potential_effect"].shape == (2, SMALL_RUN_DRAWS)
     assert "expected_share" not in idata["posterior"].data_vars and "potential" in idata["posterior"].data_vars
-    out, err = capsys.readouterr()
-    summary = out.splitlines()
+    summary = fit.stdout.splitlines()
     assert "median" in summary[0] and "r_hat" in summary[0] and summary[2].startswith("potential_effect")
-    # 2 chains x 30 draws cannot pass: the warning names the failed checks
-    assert "WARNING: this joint fit failed" in err and "bulk ESS of potential_effect" in err
-    assert meta["health"]["warnings"] == [line.removeprefix("  - ") for line in err.splitlines() if line.startswith("  - ")]
+    # 2 chains x 100 draws cannot pass (bulk ESS needs 100 per chain, R-hat 1.01): the warning
+    # names the failed checks
+    assert "WARNING: this joint fit failed" in fit.stderr and "bulk ESS of potential_effect" in fit.stderr
+    assert meta["health"]["warnings"] == [line.removeprefix("  - ") for line in fit.stderr.splitlines()
+                                          if line.startswith("  - ")]
 
 
 def test_bad_config_fails_with_a_clear_message(capsys):

@@ -1,25 +1,23 @@
-"""diagnose and figures on a small real run: the smoke config (joint, hurdle, baseline) fitted
-on the bundled tables for three years, two short chains, into tmp_path."""
+"""diagnose and figures on a small real run: a copy of the session's shared joint run (the
+smoke config, joint, hurdle, baseline, on the bundled tables for 2013-2014, two short chains;
+tests/conftest.py), since diagnose writes its report into the run folder."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
 
-from allypot.inference.config import load_config
-from allypot.inference.fit import fit_config
 from allypot.paths import TABLES_DIR
 
 pytestmark = pytest.mark.slow
-SMOKE = "tests/fixtures/configs/smoke_joint.toml"
 
 
 @pytest.fixture(scope="module")
-def small_run(tmp_path_factory):
-    config = load_config(SMOKE)
-    config["data"] |= {"first_year": 2008, "last_year": 2010}
-    config["sampler"] |= {"chains": 2, "draws": 150, "tune": 150}
-    return fit_config(config, TABLES_DIR, tmp_path_factory.mktemp("runs"), progress=False).path
+def small_run(small_joint_run, tmp_path_factory):
+    copy = tmp_path_factory.mktemp("runs") / small_joint_run.name
+    shutil.copytree(small_joint_run, copy)
+    return copy
 
 
 def test_diagnose_writes_report_with_every_check(small_run, capsys):

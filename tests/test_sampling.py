@@ -104,14 +104,20 @@ def test_ctrl_c_during_a_real_fit_raises_instead_of_returning_a_partial_trace(in
 
 @pytest.mark.slow
 def test_interrupted_cli_fit_exits_non_zero_and_leaves_no_run(interrupt_after, tmp_path, capsys):
-    from pathlib import Path
+    import tomllib
 
+    import tomli_w
     from allypot.cli import main
+    from conftest import SMALL_RUN_YEARS, SMOKE_CONFIG
 
-    smoke = (Path(__file__).parent / "fixtures" / "configs" / "smoke_joint.toml").read_text()
-    config = tmp_path / "long.toml"
+    user = tomllib.loads(SMOKE_CONFIG.read_text())
+    # the data of the session's shared small run (conftest): the graph that fit compiled, so
+    # PyTensor's compilation cache serves it (this test: 45 s with a warm cache, 270 s cold)
+    user["data"] = {"first_year": SMALL_RUN_YEARS[0], "last_year": SMALL_RUN_YEARS[1]}
     # nutpie reserves trace memory for the requested draws: enough to outlast the timer, no more
-    config.write_text(smoke.replace("draws = 30", "draws = 1500").replace("tune = 30", "tune = 20"))
+    user["sampler"] |= {"draws": 1500, "tune": 20}
+    config = tmp_path / "long.toml"
+    config.write_text(tomli_w.dumps(user))
     runs = tmp_path / "runs"
     interrupt_after(3.0)
     assert main(["fit", str(config), "--runs", str(runs), "--quiet"]) == 130
