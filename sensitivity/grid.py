@@ -449,19 +449,41 @@ def effect_table(plan: GridPlan, rows: dict[str, dict]) -> pd.DataFrame:
     return table
 
 
+# an axis that changes the effect's unit: its cells' medians are not comparable with the reference's
+UNIT_AXES = ("data.outcome",)
+
+
 def one_at_a_time_moves(table: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
     """For a one-at-a-time grid (first row = the reference cell): which axis each other row moved,
-    and how far its median lies from the reference's, also in reference 90%-interval widths."""
+    and how far its median lies from the reference's, also in reference 90%-interval widths.
+
+    ``standardised`` (median / own 90% width) is unit-free, so it also ranks cells that change
+    the outcome (``UNIT_AXES``), whose shifts in the reference's units mean nothing (NaN)."""
     reference = table.iloc[0]
     width = reference["q95"] - reference["q05"]
+    reference_standardised = reference["median"] / width if width > 0 else np.nan
     rows = []
     for _, row in table.iloc[1:].iterrows():
         moved = [a for a in axes if row[a] != reference[a]]
+        comparable = not set(moved) & set(UNIT_AXES)
+        own_width = row["q95"] - row["q05"]
+        standardised = row["median"] / own_width if own_width > 0 else np.nan
+        shift = row["median"] - reference["median"] if comparable else np.nan
         rows.append({"choice": ", ".join(f"{a.split('.')[-1]}={row[a]}" for a in moved),
-                     "median": row["median"], "shift": row["median"] - reference["median"],
-                     "shift_in_widths": (row["median"] - reference["median"]) / width if width > 0 else np.nan,
-                     "status": row["status"]})
-    return pd.DataFrame(rows, columns=["choice", "median", "shift", "shift_in_widths", "status"])
+                     "median": row["median"], "shift": shift,
+                     "shift_in_widths": shift / width if width > 0 else np.nan,
+                     "standardised": standardised, "standardised_shift": standardised - reference_standardised,
+                     "converged": row["converged"], "status": row["status"]})
+    return pd.DataFrame(rows, columns=["choice", "median", "shift", "shift_in_widths", "standardised",
+                                       "standardised_shift", "converged", "status"])
+
+
+def other_unit(table: pd.DataFrame, axes: list[str]) -> pd.Series:
+    """Rows whose effect is in another unit than the first row's (another outcome)."""
+    unit_axes = [a for a in axes if a in UNIT_AXES]
+    if not unit_axes or not len(table):
+        return pd.Series(False, index=table.index)
+    return (table[unit_axes] != table.iloc[0][unit_axes]).any(axis=1)
 
 
 def _cell_labels(table: pd.DataFrame, axes: list[str], design: str) -> list[str]:
@@ -472,21 +494,26 @@ def _cell_labels(table: pd.DataFrame, axes: list[str], design: str) -> list[str]
 
 def plot_forest(table: pd.DataFrame, axes: list[str], design: str = "factorial"):
     """Forest plot: median and 90% interval of the effect per cell; hollow = not converged,
-    failed and not-yet-run cells are named at zero. One-at-a-time grids label each cell by the choice it moved
+    failed and not-yet-run cells are named at zero, and cells in another unit than the first
+    (another outcome) are written out there instead of drawn on its scale. One-at-a-time grids label each cell by the choice it moved
     and mark the reference cell's median. Returns the figure."""
     labels = _cell_labels(table, axes, design)
     fig, ax = plt.subplots(figsize=(8, 1.0 + 0.28 * len(table)))
     y = np.arange(len(table))[::-1]
     failed = table["status"].isin(NO_RESULT)
+    elsewhere = other_unit(table, axes) & ~failed
     converged = table["converged"].fillna(False).astype(bool)
-    for mask, style in ((~failed & converged, {"color": "C0", "mfc": "C0"}),
-                        (~failed & ~converged, {"color": "C3", "mfc": "white"})):
+    for mask, style in ((~failed & ~elsewhere & converged, {"color": "C0", "mfc": "C0"}),
+                        (~failed & ~elsewhere & ~converged, {"color": "C3", "mfc": "white"})):
         if mask.any():
             ax.errorbar(table.loc[mask, "median"], y[mask.to_numpy()],
                         xerr=[table.loc[mask, "median"] - table.loc[mask, "q05"], table.loc[mask, "q95"] - table.loc[mask, "median"]],
                         fmt="o", capsize=2, **style, label="converged" if style["color"] == "C0" else "not converged (R-hat > 1.01 or divergences)")
     for yi, status in zip(y[failed.to_numpy()], table.loc[failed, "status"]):
         ax.text(0, yi, status, color="C7", va="center", ha="center", fontsize=8)
+    for yi, (_, row) in zip(y[elsewhere.to_numpy()], table[elsewhere].iterrows()):
+        ax.text(0, yi, f"other unit: {row['median']:.3g} [{row['q05']:.3g}, {row['q95']:.3g}]", color="C7",
+                va="center", ha="center", fontsize=8)
     ax.axvline(0, color="k", lw=0.8, ls="--")
     if design == "one_at_a_time" and len(table) and table.iloc[0]["status"] not in NO_RESULT:
         ax.axvline(table.iloc[0]["median"], color="C0", lw=0.8, ls=":", label="reference cell's median")
@@ -519,15 +546,19 @@ def grid_report(plan: GridPlan, table: pd.DataFrame) -> str:
         "median and 90% equal-tailed interval.",
         "",
     ]
+    usable = usable[~other_unit(table, axes)[usable.index]]
     if len(usable):
-        lines += [f"Among converged cells the median effect runs from {usable['median'].min():.5f} to "
+        lines += [f"Among converged cells in the first cell's unit the median effect runs from {usable['median'].min():.5f} to "
                   f"{usable['median'].max():.5f}; {int((usable['q05'] > 0).sum())} have a 90% interval above 0 "
                   f"and {int((usable['q95'] < 0).sum())} below 0.", ""]
-    if grid.design == "one_at_a_time" and len(usable) and table.iloc[0]["converged"]:
+    if grid.design == "one_at_a_time" and table.iloc[0]["status"] not in NO_RESULT:
         moves = one_at_a_time_moves(table, axes)
-        moves = moves[~moves["status"].isin(NO_RESULT)].sort_values("shift", key=np.abs, ascending=False)
-        lines += ["One choice at a time from the reference cell (the first row), largest move of the median first "
-                  "(shift in units of the reference's 90% interval width):", "",
+        moves = moves[~moves["status"].isin(NO_RESULT)].sort_values("standardised_shift", key=np.abs, ascending=False)
+        lines += ["One choice at a time from the reference cell (the first row), largest move first. `shift` is the "
+                  "change of the median in the effect's units and `shift_in_widths` in the reference's 90% interval "
+                  "widths (both empty where the choice changes the outcome, hence the unit); `standardised` is the "
+                  "median over its own 90% interval width, unit-free, and the order follows its change from the "
+                  "reference (`standardised_shift`).", "",
                   markdown_table(moves.drop(columns="status"), floatfmt="{:.5f}"), ""]
     shown = table.drop(columns=["error", "run", "run_id"]).rename(columns={a: a.split(".")[-1] for a in axes})
     lines += [markdown_table(shown, floatfmt="{:.5f}"), "", "![forest plot](forest.png)", ""]

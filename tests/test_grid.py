@@ -273,3 +273,23 @@ def test_collect_reports_the_fitted_cells_and_marks_the_rest_not_run(tmp_path):
     assert main(["grid", str(GRIDS / "tiny.toml"), "--collect", "--runs", str(runs), "--out", str(tmp_path / "out")]) == 0
     report = (tmp_path / "out" / plan.grid.name / "effects.md").read_text()
     assert "**1 not run yet**" in report and second.run_id not in report.split("## Run folders")[1]
+
+
+def test_cells_in_another_unit_are_ranked_unit_free_and_not_drawn_on_the_reference_scale():
+    axes = ["data.outcome", "model.specification"]
+    table = pd.DataFrame({
+        "data.outcome": ["share", "troops_per_gdp", "share"],
+        "model.specification": ["political", "political", "baseline"],
+        "median": [0.0, -0.5, -0.004], "q05": [-0.005, -1.5, -0.006], "q95": [0.005, 0.5, -0.002],
+        "converged": [True, True, False], "status": ["fitted", "fitted", "cached"],
+    })
+    moves = one_at_a_time_moves(table, axes)
+    assert moves["choice"].tolist() == ["outcome=troops_per_gdp", "specification=baseline"]
+    assert np.isnan(moves.loc[0, "shift"]) and np.isnan(moves.loc[0, "shift_in_widths"])
+    assert moves["standardised"].tolist() == pytest.approx([-0.25, -1.0])
+    assert moves.loc[1, "shift_in_widths"] == pytest.approx(-0.4)
+    fig = plot_forest(table, axes, "one_at_a_time")
+    (ax,) = fig.axes
+    assert [t.get_text() for t in ax.texts] == ["other unit: -0.5 [-1.5, 0.5]"]
+    assert ax.get_xlim()[0] > -0.1  # the troops-per-GDP interval is not on the share axis
+    plt.close(fig)
