@@ -80,6 +80,9 @@ EFFECT_COLUMNS = ["median", "q05", "q95", "p_positive", "rhat", "ess_bulk", "div
 # the status of a cell without a result: its fit failed, or (``collect_grid``) it has not run yet
 NOT_RUN = "not run"
 NO_RESULT = ("failed", NOT_RUN)
+# a cell "converged" when its run passed every check of the fit (any parameter, not only the effect)
+CONVERGED_LABEL = "run passed every convergence check"
+NOT_CONVERGED_LABEL = "a check failed (any parameter: R-hat > 1.01, ESS < 100/chain, divergences)"
 
 
 class GridError(ValueError):
@@ -492,6 +495,9 @@ def _cell_labels(table: pd.DataFrame, axes: list[str], design: str) -> list[str]
     return [", ".join(f"{row[a]}" for a in axes) for _, row in table.iterrows()]
 
 
+TEXT_BOX = {"facecolor": "white", "edgecolor": "none", "pad": 1}
+
+
 def plot_forest(table: pd.DataFrame, axes: list[str], design: str = "factorial"):
     """Forest plot: median and 90% interval of the effect per cell; hollow = not converged,
     failed and not-yet-run cells are named at zero, and cells in another unit than the first
@@ -508,12 +514,12 @@ def plot_forest(table: pd.DataFrame, axes: list[str], design: str = "factorial")
         if mask.any():
             ax.errorbar(table.loc[mask, "median"], y[mask.to_numpy()],
                         xerr=[table.loc[mask, "median"] - table.loc[mask, "q05"], table.loc[mask, "q95"] - table.loc[mask, "median"]],
-                        fmt="o", capsize=2, **style, label="converged" if style["color"] == "C0" else "not converged (R-hat > 1.01 or divergences)")
+                        fmt="o", capsize=2, **style, label=CONVERGED_LABEL if style["color"] == "C0" else NOT_CONVERGED_LABEL)
     for yi, status in zip(y[failed.to_numpy()], table.loc[failed, "status"]):
-        ax.text(0, yi, status, color="C7", va="center", ha="center", fontsize=8)
+        ax.text(0, yi, status, color="C7", va="center", ha="center", fontsize=8, bbox=TEXT_BOX)
     for yi, (_, row) in zip(y[elsewhere.to_numpy()], table[elsewhere].iterrows()):
         ax.text(0, yi, f"other unit: {row['median']:.3g} [{row['q05']:.3g}, {row['q95']:.3g}]", color="C7",
-                va="center", ha="center", fontsize=8)
+                va="center", ha="center", fontsize=8, bbox=TEXT_BOX)
     ax.axvline(0, color="k", lw=0.8, ls="--")
     if design == "one_at_a_time" and len(table) and table.iloc[0]["status"] not in NO_RESULT:
         ax.axvline(table.iloc[0]["median"], color="C0", lw=0.8, ls=":", label="reference cell's median")
@@ -542,8 +548,10 @@ def grid_report(plan: GridPlan, table: pd.DataFrame) -> str:
         f"{len(plan.excluded)} combinations excluded; {len(failed)} failed; "
         + (f"**{len(not_run)} not run yet** (collected part-way); " if len(not_run) else "")
         + f"{len(usable)} converged "
-        "(R-hat <= 1.01, no divergences). Effect on the expected share per unit of alliance potential, "
-        "median and 90% equal-tailed interval.",
+        "(their runs passed every check: R-hat <= 1.01, bulk ESS >= 100 per chain and no divergences, for every "
+        "parameter; the `rhat` column is the effect's own). Effect on the expected outcome (the share of armed "
+        "forces unless the cell's outcome says otherwise) per unit of alliance potential, median and 90% "
+        "equal-tailed interval.",
         "",
     ]
     usable = usable[~other_unit(table, axes)[usable.index]]

@@ -12,6 +12,8 @@ from allypot.diagnostics.summary import headline_summary
 from allypot.inference.runs import compute_run_id, data_hash, load_run, package_versions, run_data_files, write_run
 from allypot.paths import REPO_ROOT, TABLES_DIR
 from allypot.sensitivity.grid import (
+    CONVERGED_LABEL,
+    NOT_CONVERGED_LABEL,
     GridError,
     cached_summary,
     collect_grid,
@@ -219,7 +221,7 @@ def test_forest_plot_marks_unconverged_and_failed_cells():
     assert [t.get_text() for t in ax.texts] == ["failed"]
     assert ax.texts[0].get_position()[1] == ax.get_yticks()[2]
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert legend == ["converged", "not converged (R-hat > 1.01 or divergences)"]
+    assert legend == [CONVERGED_LABEL, NOT_CONVERGED_LABEL]
     plt.close(fig)
 
 
