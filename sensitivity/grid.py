@@ -44,7 +44,6 @@ import difflib
 import itertools
 import json
 import os
-import shutil
 import time
 import tomllib
 import uuid
@@ -110,6 +109,7 @@ class Grid:
     source: Path
     design: str = "factorial"
     overrides: dict = field(default_factory=dict)
+    text: str = ""  # the file as read: the report keeps it even if the file changes during a long grid
 
     def combinations(self):
         """The axis values of every cell the design asks for, in a stable order."""
@@ -207,10 +207,13 @@ def load_grid(path: str | Path, overrides: dict[str, object] | None = None) -> G
     for a first pass; the grid's name then carries a digest of them, so its report and its run
     folders never pass for the grid as written."""
     path = Path(path)
+    if path.is_dir():
+        raise GridError(f"{path}: is a folder, not a grid file (e.g. sensitivity/grids/default.toml)")
     if not path.is_file():
         raise GridError(f"{path}: grid file not found")
+    text = path.read_text()
     try:
-        raw = tomllib.loads(path.read_text())
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise GridError(f"{path}: not valid TOML: {err}") from None
     errors = [f"{key}: unknown section{_suggest(key, GRID_SECTIONS)}" for key in raw if key not in GRID_SECTIONS]
@@ -271,7 +274,7 @@ def load_grid(path: str | Path, overrides: dict[str, object] | None = None) -> G
         for key, value in overrides.items():
             _set_path(base, key, value)
         name += "-set-" + hashlib.sha256(json.dumps(overrides, sort_keys=True).encode()).hexdigest()[:6]
-    return Grid(name, head.get("description", ""), base, axes, exclusions, path, design, dict(overrides or {}))
+    return Grid(name, head.get("description", ""), base, axes, exclusions, path, design, dict(overrides or {}), text)
 
 
 def _merge(base: dict, override: dict) -> dict:
@@ -593,7 +596,7 @@ def write_grid_outputs(plan: GridPlan, table: pd.DataFrame, out_dir: Path, table
         fig.savefig(folder / "forest.png", dpi=120)
     finally:
         plt.close(fig)
-    shutil.copyfile(plan.grid.source, folder / "grid.toml")
+    (folder / "grid.toml").write_text(plan.grid.text)
     excluded = [{"values": values, "reason": reason} for values, reason in plan.excluded]
     meta = {
         "grid": plan.grid.name, "design": plan.grid.design, "overrides": plan.grid.overrides, "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -295,3 +295,16 @@ def test_cells_in_another_unit_are_ranked_unit_free_and_not_drawn_on_the_referen
     assert [t.get_text() for t in ax.texts] == ["other unit: -0.5 [-1.5, 0.5]"]
     assert ax.get_xlim()[0] > -0.1  # the troops-per-GDP interval is not on the share axis
     plt.close(fig)
+
+
+def test_the_report_keeps_the_grid_file_as_read_even_if_it_moves_during_the_run(tmp_path):
+    path = _write(tmp_path, (GRIDS / "tiny.toml").read_text())
+    plan = plan_grid(load_grid(path), TABLES_DIR)
+    path.rename(tmp_path / "renamed.toml")  # what a long grid met when its file was renamed
+    table = pd.DataFrame([cell.values | {"median": None, "q05": None, "q95": None, "converged": None,
+                                         "status": "not run", "error": None, "run": None, "run_id": cell.run_id}
+                          for cell in plan.cells])
+    folder = write_grid_outputs(plan, table, tmp_path / "out", TABLES_DIR, 1.0, "none")
+    assert (folder / "grid.toml").read_text() == (GRIDS / "tiny.toml").read_text()
+    with pytest.raises(GridError, match="is a folder"):
+        load_grid(tmp_path)
