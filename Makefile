@@ -61,8 +61,8 @@ replicate: install
 audit-report: install
 	$(BIN)/allypot audit --out reports --fit --quick --bayes --bambi-draws 300 --bambi-chains 2
 
-# reports/grids/default/: the default grid (13 cells, one choice at a time). Cells whose run folders
-# are in runs/ are read back; the others are fitted (about 1.5 hours on 2 cores for all 13)
+# reports/grids/default/: the default grid (12 cells, one choice at a time). Cells whose run folders
+# are in runs/ are read back; the others are fitted (about 2 hours on 2 cores for all 12, measured)
 grid-report: install
 	$(BIN)/allypot grid sensitivity/grids/default.toml --out reports/grids
 
