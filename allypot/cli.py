@@ -174,13 +174,14 @@ def _grid(args) -> int:
         for cell in plan.cells:
             print(f"  {cell.run_id}  {cell.label}")
         return 0
+    started = time.perf_counter()
     if args.collect:
         table = collect_grid(plan, Path(args.runs))
-        folder = write_grid_outputs(plan, table, Path(args.out), Path(args.tables), 0.0, "none (--collect)")
+        folder = write_grid_outputs(plan, table, Path(args.out), Path(args.tables), time.perf_counter() - started,
+                                    "none (--collect)")
         print(f"{(table['status'] == NOT_RUN).sum()} of {len(table)} cells not run yet; "
               f"effect table, forest plot and report of the others written to {folder}")
         return 0
-    started = time.perf_counter()
     with dask_client(args.scheduler, args.workers, args.threads) as client:
         table = run_grid(plan, client, Path(args.tables), Path(args.runs))
     folder = write_grid_outputs(plan, table, Path(args.out), Path(args.tables), time.perf_counter() - started,

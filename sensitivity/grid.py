@@ -353,11 +353,17 @@ def cached_summary(runs_dir: Path, run_id: str) -> dict | None:
     return None
 
 
+def cached_row(runs_dir: Path, run_id: str) -> dict | None:
+    """A cell's row read back from its run folder (status "cached"); None if it has none."""
+    cached = cached_summary(Path(runs_dir), run_id)
+    return None if cached is None else cached | {"status": "cached"}
+
+
 def run_cell(config: dict, run_id: str, tables_dir: str, runs_dir: str) -> dict:
     """One grid cell on a worker: read its cached run folder, or fit it and summarise the result."""
-    cached = cached_summary(Path(runs_dir), run_id)
+    cached = cached_row(Path(runs_dir), run_id)
     if cached is not None:
-        return cached | {"status": "cached"}
+        return cached
     path = fit_config(config, Path(tables_dir), Path(runs_dir), progress=False).path
     summary = summarise_run(path)
     if summary["run_id"] != run_id:
@@ -434,10 +440,7 @@ def run_grid(plan: GridPlan, client, tables_dir: Path, runs_dir: Path,
 def collect_grid(plan: GridPlan, runs_dir: Path) -> pd.DataFrame:
     """The effect table from the cells whose run folders exist, fitting nothing; the others are
     "not run". For a look at a grid that is still running, or one stopped part-way."""
-    rows = {}
-    for cell in plan.cells:
-        cached = cached_summary(Path(runs_dir), cell.run_id)
-        rows[cell.run_id] = cached | {"status": "cached"} if cached is not None else {"status": NOT_RUN}
+    rows = {cell.run_id: cached_row(runs_dir, cell.run_id) or {"status": NOT_RUN} for cell in plan.cells}
     return effect_table(plan, rows)
 
 
@@ -468,10 +471,11 @@ def one_at_a_time_moves(table: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
     reference = table.iloc[0]
     width = reference["q95"] - reference["q05"]
     reference_standardised = reference["median"] / width if width > 0 else np.nan
+    elsewhere = other_unit(table, axes)
     rows = []
-    for _, row in table.iloc[1:].iterrows():
+    for index, row in table.iloc[1:].iterrows():
         moved = [a for a in axes if row[a] != reference[a]]
-        comparable = not set(moved) & set(UNIT_AXES)
+        comparable = not elsewhere[index]
         own_width = row["q95"] - row["q05"]
         standardised = row["median"] / own_width if own_width > 0 else np.nan
         shift = row["median"] - reference["median"] if comparable else np.nan
