@@ -61,10 +61,12 @@ replicate: install
 audit-report: install
 	$(BIN)/allypot audit --out reports --fit --quick --bayes --bambi-draws 300 --bambi-chains 2
 
-# reports/grids/default/: the default grid (12 cells, one choice at a time). Cells whose run folders
-# are in runs/ are read back; the others are fitted (about 2 hours on 2 cores for all 12, measured)
+# reports/grids/<name>/: a grid's report, by default the default grid (12 cells, one choice at a
+# time; GRID=sensitivity/grids/data_rules.toml for the alternative panels, 4 cells). Cells whose run
+# folders are in runs/ are read back; the others are fitted (about 2 hours on 2 cores for the 12)
+GRID ?= sensitivity/grids/default.toml
 grid-report: install
-	$(BIN)/allypot grid sensitivity/grids/default.toml --out reports/grids
+	$(BIN)/allypot grid $(GRID) --out reports/grids
 
 bench: install
 	$(BIN)/python bench/benchmark.py

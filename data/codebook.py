@@ -60,6 +60,32 @@ def table_section(name: str, tables_dir: Path = TABLES_DIR) -> str:
     return "\n".join(lines) + "\n"
 
 
+def variants_section(tables_dir: Path = TABLES_DIR) -> str:
+    """The alternative panels (``data.panel`` in a run config): what differs, rows, sources."""
+    from allypot.data.pipeline.panel_variants import variant_files
+
+    lines = ["## Alternative panels", "",
+             "Same columns and checks as [`panel`](#panel); only the columns their rule is about differ. A run config "
+             "picks one with `data.panel = \"<file>\"`, a grid varies it with the axis `data.panel` "
+             "(`data/pipeline/panel_variants.py` says how each is made).", ""]
+    for name, description in variant_files().items():
+        meta_path = Path(tables_dir) / name.replace(".csv", ".meta.json")
+        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+        lines.append(f"### `{name}`")
+        lines += ["", f"{description}.", ""]
+        if not meta:
+            lines += ["- (table not built)", ""]
+            continue
+        differs = meta["differs_from_panel"]
+        lines += [f"- File: `data/tables/{name}`", f"- Rows: {meta['rows']}", f"- sha256: `{meta['sha256']}`",
+                  f"- Against `panel.csv`: share differs in {differs['share_differs']} state-years, defined only here in "
+                  f"{differs['share_only_here']}, only in `panel.csv` in {differs['share_only_in_panel']}",
+                  "- Rows this variant's build left out (its own log; `exclusions.csv` has the main build's):"]
+        lines += [f"  - {e['source']}: {e['reason']}: {e['n_rows']}" for e in meta["exclusions"]]
+        lines += ["- Sources (sha256):"] + [f"  - `{src}`: `{digest}`" for src, digest in meta["sources"].items()] + [""]
+    return "\n".join(lines) + "\n"
+
+
 def write_codebook(out_path: Path = DEFAULT_OUT, tables_dir: Path = TABLES_DIR) -> Path:
     """Write the codebook of every table in :data:`SCHEMAS` to ``out_path``; return the path.
 
@@ -86,7 +112,7 @@ def write_codebook(out_path: Path = DEFAULT_OUT, tables_dir: Path = TABLES_DIR) 
         "Tables: " + ", ".join(f"[`{name}`](#{name})" for name in SCHEMAS),
         "",
     ]
-    body = [table_section(name, tables_dir) for name in SCHEMAS]
+    body = [table_section(name, tables_dir) for name in SCHEMAS] + [variants_section(tables_dir)]
     out_path = Path(out_path)
     out_path.write_text("\n".join(header) + "\n" + "\n".join(body))
     return out_path

@@ -66,11 +66,13 @@ GRID_KEYS = ("name", "description", "config", "design")
 DESIGNS = ("factorial", "one_at_a_time")
 # every cell's run folder carries this name, so grids that share a cell share its fit
 CELL_RUN_NAME = "grid"
-# axes that need alternative table sets, which the build cannot make from a run config yet
+# axes the grid refuses, with what to use instead
 UNSUPPORTED_AXES = {
-    "data.build_rules": "build rules (placemat figure rule, IISS edition year, source combination) are read "
-    "from data/build_config.toml by the build itself; build an alternative table set with `allypot data build "
-    "--out DIR` after editing the rules, and run the grid once per set with --tables DIR",
+    "data.build_rules": "a cell cannot rebuild the tables; the build writes one alternative panel per placemat "
+    "rule and one with the published contribution (data/CODEBOOK.md, 'Alternative panels'): vary the axis "
+    "data.panel over them, e.g. \"data.panel\" = [\"panel.csv\", \"panel_placemat_max.csv\"] "
+    "(sensitivity/grids/data_rules.toml); for any other rule, build a table set with `allypot data build --out DIR` "
+    "after editing data/build_config.toml and run the grid with --tables DIR",
     "data.tables_dir": "the table set is chosen per grid with --tables, not per cell",
 }
 # the columns of the effect table, after the axis columns

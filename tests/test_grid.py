@@ -76,7 +76,7 @@ def test_bad_axes_are_named_together(tmp_path):
         load_grid(path)
     message = str(err.value)
     assert "model.famly: unknown key (did you mean 'family'?)" in message
-    assert "data.build_rules.placemat_rule: not supported yet" in message
+    assert "data.build_rules.placemat_rule: not supported yet" in message and "data.panel" in message
     assert "axes.model.mode = []" in message
     assert "exclude #1: give a reason" in message and "'model.specification' is not an axis" in message
 

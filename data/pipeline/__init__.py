@@ -51,6 +51,7 @@ def build_all(
         covariates,
         crosswalk,
         panel,
+        panel_variants,
         published,
         troops,
         unvotes,
@@ -83,6 +84,7 @@ def build_all(
             ("covariates", lambda: covariates.write_covariate_tables(raw_dir, staging, log)),
             ("published panel", lambda: published.write_published_panel(raw_dir, staging, log)),
             ("rebuilt panel", lambda: panel.write_panel(staging, staging, log)),
+            ("alternative panels", lambda: panel_variants.write_panel_variants(staging, staging)),
         ]
         for i, (name, step) in enumerate(steps, 1):
             progress(f"[{i}/{len(steps)}] {name}")
