@@ -4,7 +4,8 @@ report and the tests all read one list.
 Statistics come from arviz-stats (rank-normalised split R-hat, bulk/tail ESS, E-BFMI);
 what it lacks is written here: chain-mode splits (chains that settle in different places,
 reported as their own failure rather than only as a high R-hat), where divergences
-concentrate, and the feedback of the outcome on the US treaties' depths.
+concentrate, the feedback of the outcome on the US treaties' depths, and whether depth ranks
+NATO above the OAS Charter (the face-validity test of the measurement).
 
 A check is *computed* here and *drawn* in :mod:`allypot.diagnostics.plots`.
 """
@@ -40,6 +41,9 @@ class Thresholds:
     pareto_k_max: float = 0.7  # Vehtari et al. (2024): above 0.7 the PSIS estimate is unreliable
     ppc_p_min: float = 0.01  # two-sided: a posterior predictive p-value outside [p, 1 - p] fails
     feedback_shift_sd: float = 2.0  # a US treaty's depth moved by more than this many measurement SDs
+    # P(NATO deeper than the OAS Charter) below this = a face-invalid measurement; the floor of the
+    # identification test in tests/test_statistics.py (MODEL.md Part A)
+    nato_above_oas_p_min: float = 0.9
 
     @classmethod
     def names(cls) -> list[str]:
@@ -379,4 +383,65 @@ def check_feedback(run: RunData, feedback: pd.DataFrame | None, t: Thresholds) -
         "the contribution outcome is rewriting the measures (MODEL.md 'Feedback between parts'): read the cut "
         "posterior beside the joint one; if a treaty's depth flips, its measurement needs more information.",
         severity="warning", table=feedback,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# face validity of the depth measurement
+
+# ATOP ids of MODEL.md Part A: with Benson & Clinton's nine items the posterior can rank the OAS
+# Charter above NATO, and in exactly that case the effect changes sign
+NATO, OAS_CHARTER = 3180, 3150
+# groups that can hold draws of depth_theta, the run's own first: a joint run's posterior; cut,
+# plug-in and SMI runs keep their (thinned) measurement-stage posterior in "measurement"
+DEPTH_GROUPS = {"posterior": "the run's posterior", "measurement": "the run's measurement-stage posterior"}
+
+
+@dataclass(frozen=True)
+class DepthOrder:
+    """How surely a run's depth ranks NATO above the OAS Charter."""
+
+    p_nato_above_oas: float
+    treaties: pd.DataFrame  # treaty, atopid, posterior mean and SD of theta
+    group: str  # the DataTree group the draws came from (a key of DEPTH_GROUPS)
+    draws: int
+
+
+def compute_depth_order(idata: xr.DataTree) -> DepthOrder | None:
+    """P(theta_NATO > theta_OAS Charter) over the draws of ``depth_theta``, and each treaty's
+    posterior mean and SD; None when the run keeps no draws of both treaties' depth.
+
+    Takes the DataTree, not a RunData, so the grid can read it from a lazily opened run folder
+    (only ``depth_theta`` is loaded)."""
+    group = next((g for g in DEPTH_GROUPS if g in idata.children and "depth_theta" in idata[g].data_vars), None)
+    if group is None:
+        return None
+    theta = idata[group]["depth_theta"]
+    if "alliance" not in theta.dims or not np.isin([NATO, OAS_CHARTER], theta["alliance"].to_numpy()).all():
+        return None
+    nato, oas = theta.sel(alliance=NATO), theta.sel(alliance=OAS_CHARTER)
+    treaties = pd.DataFrame([
+        {"treaty": label, "atopid": atopid, "mean": float(draws.mean()), "sd": float(draws.std())}
+        for label, atopid, draws in (("NATO", NATO, nato), ("OAS Charter", OAS_CHARTER, oas))
+    ])
+    return DepthOrder(float((nato > oas).mean()), treaties, group, int(nato.size))
+
+
+def check_depth_order(run: RunData, order: DepthOrder | None, t: Thresholds) -> CheckResult:
+    name = "measurement: NATO deeper than the OAS Charter"
+    if order is None:
+        return CheckResult(name, None, None, t.nato_above_oas_p_min,
+                           f"not applicable: the {run.mode} run keeps no draws of the depth of NATO ({NATO}) and "
+                           f"the OAS Charter ({OAS_CHARTER})")
+    nato, oas = (order.treaties.set_index("atopid").loc[a] for a in (NATO, OAS_CHARTER))
+    return CheckResult(
+        name, order.p_nato_above_oas >= t.nato_above_oas_p_min, order.p_nato_above_oas, t.nato_above_oas_p_min,
+        f"NATO ({NATO}) deeper than the OAS Charter ({OAS_CHARTER}) in {100 * order.p_nato_above_oas:.0f}% of "
+        f"{order.draws} draws of {DEPTH_GROUPS[order.group]} (theta {nato['mean']:.2f} +- {nato['sd']:.2f} vs "
+        f"{oas['mean']:.2f} +- {oas['sd']:.2f})",
+        "the measurement does not rank NATO above the OAS Charter, a face-invalid order (MODEL.md Part A); an "
+        "effect fitted on it rests on it (with the nine Benson & Clinton items the effect turns positive in exactly "
+        "that case). Keep the institutionalisation item (model.items = \"with_institutions\"); in a joint run also "
+        "look at the multimodality check, since the outcome may be deciding the order.",
+        table=order.treaties,
     )

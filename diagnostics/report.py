@@ -75,6 +75,7 @@ def review_run(run: RunData, thresholds: Thresholds = Thresholds(), ppc_draws: i
         pit = predictive.compute_loo_pit(run, replicated, seed=seed)
         results.append(predictive.check_loo_pit(pit, thresholds))
         figures["loo_pit"] = plots.plot_loo_pit_ecdf(pit)
+    results.append(checks.check_depth_order(run, checks.compute_depth_order(run.idata), thresholds))
     feedback = checks.compute_us_feedback(run)
     results.append(checks.check_feedback(run, feedback, thresholds))
     if feedback is not None:

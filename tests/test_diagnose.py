@@ -1,10 +1,14 @@
 """The diagnose checks on synthetic posteriors whose pathology is known by construction:
 a well-mixed run passes; two chains stuck in each of two modes, and a funnel whose narrow
-neck diverges, fail with the right reasons."""
+neck diverges, fail with the right reasons; depth that ranks the OAS Charter above NATO fails
+the face-validity check."""
 
+import json
+from html import escape as html_escape
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 
@@ -217,3 +221,109 @@ def test_diagnose_of_a_folder_that_is_no_run_says_which_file_is_missing(tmp_path
     error = capsys.readouterr().err
     assert str(tmp_path) in error and "posterior.nc missing" in error
     assert not (tmp_path / "diagnose").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# face validity of depth: NATO deeper than the OAS Charter
+
+NATO, OAS_CHARTER = (list(ALLIANCES).index(a) for a in (3180, 3150))
+DEPTH_ORDER = "measurement: NATO deeper than the OAS Charter"
+
+
+def depth_draws(rng, nato_minus_oas: float, draws: int = DRAWS) -> np.ndarray:
+    """Draws of theta (chain, draw, alliance) with NATO shifted ``nato_minus_oas`` above the others."""
+    theta = rng.normal(size=(CHAINS, draws, ALLIANCES.size))
+    theta[:, :, NATO] += nato_minus_oas
+    return theta
+
+
+def with_measurement_group(run: RunData, theta: np.ndarray) -> RunData:
+    """What cut and plug-in runs keep: the measurement-stage posterior of depth, thinned."""
+    coords = {"chain": np.arange(theta.shape[0]), "draw": np.arange(theta.shape[1]), "alliance": ALLIANCES}
+    run.idata["measurement"] = xr.DataTree(xr.Dataset({"depth_theta": (("chain", "draw", "alliance"), theta)}, coords=coords))
+    return run
+
+
+def effect_only_run(rng, mode: str) -> RunData:
+    run = make_run({"potential_effect": (("chain", "draw"), rng.normal(0.01, 0.002, (CHAINS, DRAWS)))}, healthy_stats(rng))
+    run.config["model"]["mode"] = mode
+    return run
+
+
+@pytest.mark.parametrize("group", ["posterior", "measurement"])
+@pytest.mark.parametrize("nato_minus_oas", [3.0, -3.0])
+def test_depth_order_passes_when_nato_is_surely_deeper_and_fails_the_other_way(rng, group, nato_minus_oas):
+    if group == "posterior":
+        theta = depth_draws(rng, nato_minus_oas)
+        run = make_run({"potential_effect": (("chain", "draw"), rng.normal(size=(CHAINS, DRAWS))),
+                        "depth_theta": (("chain", "draw", "alliance"), theta)}, healthy_stats(rng))
+    else:
+        theta = depth_draws(rng, nato_minus_oas, draws=250)
+        run = with_measurement_group(effect_only_run(rng, "cut"), theta)
+    order = checks.compute_depth_order(run.idata)
+    nato, oas = theta[..., NATO], theta[..., OAS_CHARTER]
+    assert order.group == group and order.draws == nato.size
+    assert order.p_nato_above_oas == pytest.approx(np.mean(nato > oas))
+    treaties = order.treaties.set_index("atopid")
+    assert treaties.loc[3180, "mean"] == pytest.approx(nato.mean()) and treaties.loc[3150, "sd"] == pytest.approx(oas.std())
+
+    result = checks.check_depth_order(run, order, Thresholds())
+    assert result.passed is (nato_minus_oas > 0)
+    assert verdict([result]) == ("PASS" if nato_minus_oas > 0 else "FAIL")
+    assert result.message.startswith(f"NATO (3180) deeper than the OAS Charter (3150) in "
+                                     f"{100 * np.mean(nato > oas):.0f}% of {nato.size} draws")
+    assert f"theta {nato.mean():.2f} +- {nato.std():.2f} vs {oas.mean():.2f}" in result.message
+    assert result.table is order.treaties and result.advice
+
+
+def test_depth_order_threshold_is_honoured(rng):
+    theta = depth_draws(rng, 1.2)  # P(NATO > OAS) about Phi(1.2 / sqrt 2) = 0.80
+    run = make_run({"potential_effect": (("chain", "draw"), rng.normal(size=(CHAINS, DRAWS))),
+                    "depth_theta": (("chain", "draw", "alliance"), theta)}, healthy_stats(rng))
+    order = checks.compute_depth_order(run.idata)
+    p = order.p_nato_above_oas
+    assert 0.5 < p < Thresholds().nato_above_oas_p_min  # built to sit below the default floor
+    assert checks.check_depth_order(run, order, Thresholds()).passed is False
+    assert checks.check_depth_order(run, order, Thresholds(nato_above_oas_p_min=p - 0.01)).passed is True
+    assert checks.check_depth_order(run, order, Thresholds(nato_above_oas_p_min=p + 0.01)).passed is False
+
+
+def test_the_runs_own_posterior_of_depth_comes_before_its_measurement_stage(rng):
+    """A joint run of `compare` keeps both: its own (outcome-informed) posterior is the one it rests on."""
+    theta = depth_draws(rng, 3.0)
+    run = make_run({"potential_effect": (("chain", "draw"), rng.normal(size=(CHAINS, DRAWS))),
+                    "depth_theta": (("chain", "draw", "alliance"), theta)}, healthy_stats(rng))
+    with_measurement_group(run, depth_draws(rng, -3.0, draws=250))
+    order = checks.compute_depth_order(run.idata)
+    assert order.group == "posterior" and order.p_nato_above_oas == pytest.approx(np.mean(theta[..., NATO] > theta[..., OAS_CHARTER]))
+
+
+def test_depth_order_is_not_applicable_without_draws_of_both_treaties(rng):
+    run = effect_only_run(rng, "plugin")  # e.g. a folder written before runs kept the measurement posterior
+    assert checks.compute_depth_order(run.idata) is None
+    result = checks.check_depth_order(run, None, Thresholds())
+    assert result.passed is None and result.value is None
+    assert result.message.startswith("not applicable: the plugin run keeps no draws of the depth of NATO (3180)")
+    no_oas = effect_only_run(rng, "cut")
+    no_oas.idata["measurement"] = xr.DataTree(xr.Dataset(
+        {"depth_theta": (("chain", "draw", "alliance"), rng.normal(size=(CHAINS, 50, 2)))},
+        coords={"chain": np.arange(CHAINS), "draw": np.arange(50), "alliance": [1005, 3180]}))
+    assert checks.compute_depth_order(no_oas.idata) is None
+
+
+def test_depth_order_reaches_the_verdict_and_both_reports(rng, tmp_path):
+    from allypot.diagnostics.report import RunReview, format_verdict, write_report
+
+    run = make_run({"potential_effect": (("chain", "draw"), rng.normal(size=(CHAINS, DRAWS))),
+                    "depth_theta": (("chain", "draw", "alliance"), depth_draws(rng, -3.0))}, healthy_stats(rng))
+    result = checks.check_depth_order(run, checks.compute_depth_order(run.idata), Thresholds())
+    review = RunReview(run, [result], seconds=1.0)
+    printed = format_verdict([review])
+    assert printed.startswith("allypot diagnose: FAIL") and f"FAIL {DEPTH_ORDER}: NATO (3180)" in printed
+    paths = write_report([review], tmp_path, Thresholds())
+    assert result.message in paths["markdown"].read_text()
+    assert html_escape(result.message) in paths["html"].read_text()
+    saved = json.loads(paths["verdict"].read_text())["runs"][run.name]["checks"][DEPTH_ORDER]
+    assert saved["passed"] is False and saved["value"] == pytest.approx(result.value)
+    detail = pd.read_csv(tmp_path / "run1-measurement_nato_deeper_than_the_oas_charter.csv")
+    assert detail["atopid"].tolist() == [3180, 3150]

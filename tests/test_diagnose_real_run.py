@@ -34,10 +34,14 @@ def test_diagnose_writes_report_with_every_check(small_run, capsys):
     for expected in ("convergence: R-hat", "convergence: bulk ESS", "convergence: tail ESS",
                      "multimodality: chains in different places", "sampler: divergences", "sampler: E-BFMI",
                      "fit: posterior predictive, outcome", "fit: posterior predictive, votes",
-                     "fit: posterior predictive, treaty items", "LOO: Pareto k", "fit: LOO-PIT uniformity"):
+                     "fit: posterior predictive, treaty items", "LOO: Pareto k", "fit: LOO-PIT uniformity",
+                     "measurement: NATO deeper than the OAS Charter"):
         assert expected in run_checks
     rhat = run_checks["convergence: R-hat"]
     assert rhat["passed"] == (rhat["value"] <= 1.02)
+    order = run_checks["measurement: NATO deeper than the OAS Charter"]  # a joint run: its posterior has depth
+    assert order["passed"] == (order["value"] >= saved["thresholds"]["nato_above_oas_p_min"])
+    assert "NATO (3180) deeper than the OAS Charter (3150) in" in (out / "report.md").read_text()
     for figure in ("rank", "energy", "ppc_outcome", "ppc_statistics", "pareto_k", "loo_pit"):
         assert (out / f"run1-{figure}.png").stat().st_size > 10_000
     html = (out / "report.html").read_text()
