@@ -56,6 +56,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import xarray as xr
+from allypot.diagnostics.checks import NATO, OAS_CHARTER, Thresholds, compute_depth_order
 from allypot.inference.config import DEFAULTS, ConfigError, resolve_config
 from allypot.inference.fit import fit_config, read_effect
 from allypot.inference.runs import RunMismatchError, compute_run_id, data_hash, find_runs, package_versions, run_data_files
@@ -77,13 +79,16 @@ UNSUPPORTED_AXES = {
 }
 # the columns of the effect table, after the axis columns
 EFFECT_COLUMNS = ["median", "q05", "q95", "p_positive", "rhat", "ess_bulk", "divergences", "converged",
-                  "status", "error", "fit_s", "run_id", "run"]
+                  "p_nato_above_oas", "status", "error", "fit_s", "run_id", "run"]
 # the status of a cell without a result: its fit failed, or (``collect_grid``) it has not run yet
 NOT_RUN = "not run"
 NO_RESULT = ("failed", NOT_RUN)
 # a cell "converged" when its run passed every check of the fit (any parameter, not only the effect)
 CONVERGED_LABEL = "run passed every convergence check"
 NOT_CONVERGED_LABEL = "a check failed (any parameter: R-hat > 1.01, ESS < 100/chain, divergences)"
+# a cell whose depth ranks NATO above the OAS Charter less surely than this rests on a face-invalid
+# measurement: the floor of `allypot diagnose`'s check
+NATO_ABOVE_OAS_MIN = Thresholds().nato_above_oas_p_min
 
 
 class GridError(ValueError):
@@ -335,10 +340,22 @@ def plan_grid(grid: Grid, tables_dir: Path) -> GridPlan:
 
 
 def summarise_run(path: Path) -> dict:
-    """The effect on the expected share and its convergence, read back from a run folder."""
+    """The effect on the expected share, its convergence and how surely depth ranks NATO above the
+    OAS Charter, read back from a run folder."""
     row, meta = read_effect(path)
-    return ({**row, "converged": row.pop("checks_passed")}
+    return ({**row, "converged": row.pop("checks_passed"), "p_nato_above_oas": read_nato_above_oas(path)}
             | {"fit_s": meta["timings_s"]["total_s"], "run_id": meta["id"], "run": str(path)})
+
+
+def read_nato_above_oas(path: Path) -> float:
+    """P(NATO deeper than the OAS Charter) from a run folder's depth draws, NaN where it keeps none.
+
+    Read from the folder rather than stored at fit time, so folders written before the column
+    existed get it too; opened lazily, so only ``depth_theta`` is loaded (``read_effect`` has
+    already verified the file)."""
+    with xr.open_datatree(Path(path) / "posterior.nc", engine="h5netcdf") as tree:
+        order = compute_depth_order(tree)
+    return np.nan if order is None else order.p_nato_above_oas
 
 
 def cached_summary(runs_dir: Path, run_id: str) -> dict | None:
@@ -498,6 +515,12 @@ def other_unit(table: pd.DataFrame, axes: list[str]) -> pd.Series:
     return (table[unit_axes] != table.iloc[0][unit_axes]).any(axis=1)
 
 
+def doubtful_depth_order(table: pd.DataFrame) -> pd.Series:
+    """Cells whose depth ranks NATO above the OAS Charter with P below NATO_ABOVE_OAS_MIN
+    (cells without depth draws, NaN, are not flagged)."""
+    return table["p_nato_above_oas"].astype(float) < NATO_ABOVE_OAS_MIN
+
+
 def _cell_labels(table: pd.DataFrame, axes: list[str], design: str) -> list[str]:
     if design == "one_at_a_time" and len(table):
         return ["reference"] + one_at_a_time_moves(table, axes)["choice"].tolist()
@@ -511,7 +534,8 @@ def plot_forest(table: pd.DataFrame, axes: list[str], design: str = "factorial")
     """Forest plot: median and 90% interval of the effect per cell; hollow = not converged,
     failed and not-yet-run cells are named at zero, and cells in another unit than the first
     (another outcome) are written out there instead of drawn on its scale. One-at-a-time grids label each cell by the choice it moved
-    and mark the reference cell's median. Returns the figure."""
+    and mark the reference cell's median. Cells whose depth does not surely rank NATO above the OAS
+    Charter carry their P(NATO>OAS) at the right of the row. Returns the figure."""
     labels = _cell_labels(table, axes, design)
     fig, ax = plt.subplots(figsize=(8, 1.0 + 0.28 * len(table)))
     y = np.arange(len(table))[::-1]
@@ -529,6 +553,10 @@ def plot_forest(table: pd.DataFrame, axes: list[str], design: str = "factorial")
     for yi, (_, row) in zip(y[elsewhere.to_numpy()], table[elsewhere].iterrows()):
         ax.text(0, yi, f"other unit: {row['median']:.3g} [{row['q05']:.3g}, {row['q95']:.3g}]", color="C7",
                 va="center", ha="center", fontsize=8, bbox=TEXT_BOX)
+    doubtful = doubtful_depth_order(table)
+    for yi, p in zip(y[doubtful.to_numpy()], table.loc[doubtful, "p_nato_above_oas"]):
+        ax.text(1.01, yi, f"P(NATO>OAS) {p:.2f}", transform=ax.get_yaxis_transform(), color="C3", va="center",
+                ha="left", fontsize=7)
     ax.axvline(0, color="k", lw=0.8, ls="--")
     if design == "one_at_a_time" and len(table) and table.iloc[0]["status"] not in NO_RESULT:
         ax.axvline(table.iloc[0]["median"], color="C0", lw=0.8, ls=":", label="reference cell's median")
@@ -568,6 +596,7 @@ def grid_report(plan: GridPlan, table: pd.DataFrame) -> str:
         lines += [f"Among converged cells in the first cell's unit the median effect runs from {usable['median'].min():.5f} to "
                   f"{usable['median'].max():.5f}; {int((usable['q05'] > 0).sum())} have a 90% interval above 0 "
                   f"and {int((usable['q95'] < 0).sum())} below 0.", ""]
+    lines += [_depth_order_sentence(table, axes, grid.design), ""]
     if grid.design == "one_at_a_time" and table.iloc[0]["status"] not in NO_RESULT:
         moves = one_at_a_time_moves(table, axes)
         moves = moves[~moves["status"].isin(NO_RESULT)].sort_values("standardised_shift", key=np.abs, ascending=False)
@@ -587,6 +616,22 @@ def grid_report(plan: GridPlan, table: pd.DataFrame) -> str:
             f"- {', '.join(str(v) for v in values.values())}: {reason}" for values, reason in plan.excluded] + [""]
     lines += ["## Run folders", ""] + [f"- `{row['run_id']}`: `{row['run']}`" for _, row in table.iterrows() if pd.notna(row["run"]) and row["run"]]
     return "\n".join(lines) + "\n"
+
+
+def _depth_order_sentence(table: pd.DataFrame, axes: list[str], design: str) -> str:
+    """One sentence: which cells rest on a depth that does not surely rank NATO above the OAS Charter."""
+    measured = int(table["p_nato_above_oas"].notna().sum())
+    doubtful = doubtful_depth_order(table)
+    order = f"NATO ({NATO}) above the OAS Charter ({OAS_CHARTER})"
+    if not measured:
+        return f"No cell keeps draws of depth, so none shows whether depth ranks {order} (`p_nato_above_oas` is empty)."
+    if not doubtful.any():
+        return (f"Depth ranks {order} with P >= {NATO_ABOVE_OAS_MIN} (`p_nato_above_oas`) in every cell with draws "
+                f"of depth ({measured} of {len(table)}).")
+    named = [f"{label} ({p:.2f})" for label, p, flag in
+             zip(_cell_labels(table, axes, design), table["p_nato_above_oas"], doubtful) if flag]
+    return (f"**Depth ranks {order} with P < {NATO_ABOVE_OAS_MIN} (`p_nato_above_oas`) in {len(named)} of {measured} "
+            f"cells with draws of depth**, a face-invalid measurement their effect rests on: {'; '.join(named)}.")
 
 
 def write_grid_outputs(plan: GridPlan, table: pd.DataFrame, out_dir: Path, tables_dir: Path, seconds: float,

@@ -8,6 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 from allypot.diagnostics.summary import headline_summary
 from allypot.inference.runs import compute_run_id, data_hash, load_run, package_versions, run_data_files, write_run
 from allypot.paths import REPO_ROOT, TABLES_DIR
@@ -18,6 +19,7 @@ from allypot.sensitivity.grid import (
     cached_summary,
     collect_grid,
     dask_client,
+    grid_report,
     load_grid,
     one_at_a_time_moves,
     parse_overrides,
@@ -114,7 +116,8 @@ reason = "not wanted"
     assert len(plan.cells) == 1 + 1 + 1 + 2 and len(plan.excluded) == 1  # 1 + sum(values - 1), minus the excluded
     for cell in plan.cells[1:]:
         assert sum(cell.values[a] != reference[a] for a in reference) == 1
-    table = pd.DataFrame([cell.values | {"median": m, "q05": m - 0.01, "q95": m + 0.01, "status": "fitted", "converged": True}
+    table = pd.DataFrame([cell.values | {"median": m, "q05": m - 0.01, "q95": m + 0.01, "status": "fitted", "converged": True,
+                                         "p_nato_above_oas": 0.97}
                           for cell, m in zip(plan.cells, [0.0, 0.005, -0.02, 0.0, 0.001])])
     moves = one_at_a_time_moves(table, list(grid.axes))
     assert moves["choice"].tolist() == ["mode=cut", "specification=baseline", "sigma=1.0", "sigma=10.0"]
@@ -159,9 +162,67 @@ def test_a_run_folder_with_the_cells_id_is_reused_unless_damaged(tmp_path):
     summary = cached_summary(tmp_path, run_id)
     assert summary["run"] == str(path) and summary["fit_s"] == 12.0
     assert summary["median"] == pytest.approx(np.median(draws)) and summary["p_positive"] == np.mean(draws > 0)
+    assert np.isnan(summary["p_nato_above_oas"])  # the folder keeps no draws of depth
     assert cached_summary(tmp_path, "0" * 12) is None
     (path / "config.toml").write_text((path / "config.toml").read_text().replace("seed = 1", "seed = 2"))
     assert cached_summary(tmp_path, run_id) is None  # tampered: refit, not reused
+
+
+ALLIANCES = [3075, 3150, 3180]  # Rio Treaty, OAS Charter, NATO
+
+
+def _write_depth_run(cell, runs_dir: Path, theta: np.ndarray, group: str) -> Path:
+    """A run folder of ``cell`` whose depth draws (chain, draw, alliance) sit in ``group``: the
+    posterior (joint) or the thinned measurement-stage posterior (cut, plug-in)."""
+    draws = np.random.default_rng(2).normal(0.001, 0.001, size=theta.shape[:2])
+    idata = az.from_dict({"posterior": {"potential_effect": draws}, "sample_stats": {"diverging": np.zeros(draws.shape, bool)}})
+    depth = xr.Dataset({"depth_theta": (("chain", "draw", "alliance"), theta)},
+                       coords={"chain": np.arange(theta.shape[0]), "draw": np.arange(theta.shape[1]), "alliance": ALLIANCES})
+    idata[group] = xr.DataTree(xr.merge([idata[group].to_dataset(), depth]) if group in idata.children else depth)
+    digest = data_hash(TABLES_DIR, run_data_files(cell.config))[0]
+    meta = {"id": cell.run_id, "data_hash": digest, "versions": package_versions(),
+            "sampler": {"divergences": 0}, "timings_s": {"total_s": 1.0}, "health": {"warnings": []}}
+    return write_run(idata, cell.config, meta, headline_summary(idata), runs_dir)
+
+
+@pytest.mark.parametrize("group", ["posterior", "measurement"])
+def test_p_nato_above_oas_is_read_from_the_run_folders_depth_draws(tmp_path, group):
+    rng = np.random.default_rng(3)
+    plan = plan_grid(load_grid(GRIDS / "tiny.toml"), TABLES_DIR)
+    shallow_nato, deep_nato = rng.normal(size=(2, 2, 300, 3))
+    deep_nato[..., 2] += 3.0  # NATO far above the OAS Charter
+    shallow_nato[..., 1] += 3.0  # the OAS Charter far above NATO: the nine-item order
+    for cell, theta in zip(plan.cells, (deep_nato, shallow_nato)):
+        _write_depth_run(cell, tmp_path, theta, group)
+    table = collect_grid(plan, tmp_path)
+    # run folders store draws in single precision
+    expected = [np.mean(theta.astype(np.float32)[..., 2] > theta.astype(np.float32)[..., 1]) for theta in (deep_nato, shallow_nato)]
+    assert table["p_nato_above_oas"].tolist() == pytest.approx(expected)
+    assert expected[0] > 0.9 > expected[1]  # the draws were built to fall on either side of the floor
+
+
+def test_grid_report_and_forest_name_the_cells_whose_depth_ranks_the_oas_charter_above_nato():
+    plan = plan_grid(load_grid(GRIDS / "tiny.toml"), TABLES_DIR)
+    table = pd.DataFrame([cell.values | {"median": m, "q05": m - 0.01, "q95": m + 0.01, "converged": True,
+                                         "p_nato_above_oas": p, "status": "fitted", "error": None, "run": None,
+                                         "run_id": cell.run_id}
+                          for cell, m, p in zip(plan.cells, [0.006, 0.0], [0.03, np.nan])])
+    report = grid_report(plan, table)
+    assert "P < 0.9 (`p_nato_above_oas`) in 1 of 1 cells with draws of depth**" in report
+    assert "rests on: baseline (0.03)." in report and "political (" not in report
+    fig = plot_forest(table, list(plan.grid.axes))
+    (ax,) = fig.axes
+    assert [t.get_text() for t in ax.texts] == ["P(NATO>OAS) 0.03"]
+    assert ax.texts[0].get_position()[1] == ax.get_yticks()[0]  # at the baseline cell's row, the first
+    plt.close(fig)
+
+    fine = table.assign(p_nato_above_oas=[0.97, np.nan])
+    assert "with P >= 0.9 (`p_nato_above_oas`) in every cell with draws of depth (1 of 2)." in grid_report(plan, fine)
+    fig = plot_forest(fine, list(plan.grid.axes))
+    assert not fig.axes[0].texts
+    plt.close(fig)
+    unmeasured = table.assign(p_nato_above_oas=np.nan)
+    assert "No cell keeps draws of depth" in grid_report(plan, unmeasured)
 
 
 @pytest.mark.slow
@@ -213,7 +274,7 @@ def test_forest_plot_marks_unconverged_and_failed_cells():
     table = pd.DataFrame({
         "model.mode": ["plugin", "cut", "joint"],
         "median": [0.001, -0.002, None], "q05": [-0.001, -0.004, None], "q95": [0.003, 0.0, None],
-        "converged": [True, False, None], "status": ["fitted", "cached", "failed"],
+        "converged": [True, False, None], "p_nato_above_oas": [0.97, np.nan, None], "status": ["fitted", "cached", "failed"],
     })
     fig = plot_forest(table, ["model.mode"])
     (ax,) = fig.axes
@@ -283,7 +344,7 @@ def test_cells_in_another_unit_are_ranked_unit_free_and_not_drawn_on_the_referen
         "data.outcome": ["share", "troops_per_gdp", "share"],
         "model.specification": ["political", "political", "baseline"],
         "median": [0.0, -0.5, -0.004], "q05": [-0.005, -1.5, -0.006], "q95": [0.005, 0.5, -0.002],
-        "converged": [True, True, False], "status": ["fitted", "fitted", "cached"],
+        "converged": [True, True, False], "p_nato_above_oas": [0.97, 0.95, 0.99], "status": ["fitted", "fitted", "cached"],
     })
     moves = one_at_a_time_moves(table, axes)
     assert moves["choice"].tolist() == ["outcome=troops_per_gdp", "specification=baseline"]
@@ -302,7 +363,7 @@ def test_the_report_keeps_the_grid_file_as_read_even_if_it_moves_during_the_run(
     plan = plan_grid(load_grid(path), TABLES_DIR)
     path.rename(tmp_path / "renamed.toml")  # what a long grid met when its file was renamed
     table = pd.DataFrame([cell.values | {"median": None, "q05": None, "q95": None, "converged": None,
-                                         "status": "not run", "error": None, "run": None, "run_id": cell.run_id}
+                                         "p_nato_above_oas": None, "status": "not run", "error": None, "run": None, "run_id": cell.run_id}
                           for cell in plan.cells])
     folder = write_grid_outputs(plan, table, tmp_path / "out", TABLES_DIR, 1.0, "none")
     assert (folder / "grid.toml").read_text() == (GRIDS / "tiny.toml").read_text()
