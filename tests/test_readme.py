@@ -92,6 +92,22 @@ def test_disagreement_counts_quoted_in_the_readme_are_the_committed_list():
         assert f"{by_reason[reason]} {words}" in flat, (words, by_reason[reason])
 
 
+def test_alternative_panel_counts_quoted_in_the_readme_are_the_committed_metas():
+    """How many state-years each alternative panel changes, as the README says, is what the build
+    recorded in the variant's .meta.json."""
+    import json
+
+    flat = " ".join(README.split())
+    tables = REPOSITORY / "data" / "tables"
+    meta = {name: json.loads((tables / f"{name}.meta.json").read_text())["differs_from_panel"]
+            for name in ("panel_placemat_max", "panel_placemat_mean", "panel_published_share")}
+    assert f"share differs from `panel.csv` in {meta['panel_placemat_max']['share_differs']} state-years" in flat
+    assert f"the mean of the year's snapshots; {meta['panel_placemat_mean']['share_differs']})" in flat
+    published = meta["panel_published_share"]
+    assert (f"{published['share_differs']} state-years differ and {published['share_only_in_panel']} lose their "
+            "outcome") in flat
+
+
 def test_make_targets_and_the_quick_tour_reach_the_virtual_environment():
     """A new shell has no ``allypot`` and no arviz (``python3 bench/benchmark.py`` failed): every
     make recipe calls the project's tools from .venv/bin, and the README says how to."""
