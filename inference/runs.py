@@ -107,7 +107,9 @@ def _netcdf_safe(idata: xr.DataTree) -> tuple[xr.DataTree, dict]:
         ds = node.to_dataset(inherit=False)
         ds = ds.drop_vars([v for v in ds.data_vars if ds[v].dtype == object])
         if node.name in SINGLE_PRECISION_GROUPS:
-            ds = ds.astype({v: "float32" for v in ds.data_vars if ds[v].dtype == "float64"})
+            # per variable: Dataset.astype with a dict must name every variable, and a group may also
+            # hold float32 or integer ones
+            ds = ds.assign({v: ds[v].astype("float32") for v in ds.data_vars if ds[v].dtype == "float64"})
         groups[node.path] = ds
         encoding[node.path] = {v: {"compression": "gzip", "compression_opts": 4} for v in ds.data_vars}
     return xr.DataTree.from_dict(groups), encoding

@@ -41,6 +41,19 @@ def test_run_round_trips_with_config_and_attrs(tmp_path):
     assert "log_likelihood" in loaded.children
 
 
+def test_a_group_with_float32_and_integer_variables_is_saved_in_single_precision(tmp_path):
+    rng = np.random.default_rng(1)
+    idata = az.from_dict({"posterior": {"potential_effect": rng.normal(size=(2, 50)),
+                                        "already_single": rng.normal(size=(2, 50)).astype("float32"),
+                                        "count": rng.integers(0, 5, size=(2, 50))}})
+    _, config, meta, summary = _fake_run()
+    loaded, _, _ = load_run(write_run(idata, config, meta, summary, tmp_path))
+    posterior = loaded["posterior"]
+    assert posterior["potential_effect"].dtype == "float32" and posterior["already_single"].dtype == "float32"
+    assert posterior["count"].dtype.kind == "i"
+    np.testing.assert_array_equal(posterior["count"], idata["posterior"]["count"])
+
+
 def test_run_id_depends_on_config_and_data():
     config = resolve_config({})
     other = resolve_config({"run": {"seed": 1}})
