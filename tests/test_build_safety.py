@@ -112,7 +112,7 @@ def test_step_failing_half_way_leaves_destination_byte_identical(raw_dir, tmp_pa
     with pytest.raises(FileNotFoundError):
         build_all(raw, destination, progress=steps.append, codebook_path=destination.parent / "CODEBOOK.md",
                   check_raw=False)
-    assert steps[-1] == "[7/8] published panel"
+    assert steps[-1] == "[7/9] published panel"
     assert _snapshot(destination.parent) == before
     assert sorted(p.name for p in destination.parent.iterdir()) == ["CODEBOOK.md", "tables"]
 
