@@ -537,7 +537,8 @@ def plot_forest(table: pd.DataFrame, axes: list[str], design: str = "factorial")
     and mark the reference cell's median. Cells whose depth does not surely rank NATO above the OAS
     Charter carry their P(NATO>OAS) at the right of the row. Returns the figure."""
     labels = _cell_labels(table, axes, design)
-    fig, ax = plt.subplots(figsize=(8, 1.0 + 0.28 * len(table)))
+    height = 1.3 + 0.28 * len(table)
+    fig, ax = plt.subplots(figsize=(8, height))
     y = np.arange(len(table))[::-1]
     failed = table["status"].isin(NO_RESULT)
     elsewhere = other_unit(table, axes) & ~failed
@@ -564,9 +565,11 @@ def plot_forest(table: pd.DataFrame, axes: list[str], design: str = "factorial")
     ax.set_ylim(-0.7, len(table) - 0.3)
     ax.set_xlabel("alliance-potential effect on the expected share (median, 90% interval)")
     ax.set_title(" x ".join(a.split(".")[-1] for a in axes), fontsize=9)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
+    # the legend in a strip of its own below the axes: inside them it covers a row of a small grid
+    legend_strip = 0.3 / height if ax.get_legend_handles_labels()[0] else 0.0
+    if legend_strip:
+        fig.legend(*ax.get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, legend_strip, 1, 1))
     return fig
 
 

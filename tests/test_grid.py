@@ -281,7 +281,7 @@ def test_forest_plot_marks_unconverged_and_failed_cells():
     assert [t.get_text() for t in ax.get_yticklabels()] == ["plugin", "cut", "joint"]
     assert [t.get_text() for t in ax.texts] == ["failed"]
     assert ax.texts[0].get_position()[1] == ax.get_yticks()[2]
-    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]  # below the axes, in a strip of its own
     assert legend == [CONVERGED_LABEL, NOT_CONVERGED_LABEL]
     plt.close(fig)
 
