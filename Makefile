@@ -13,7 +13,7 @@ BIN := $(VENV)/bin
 CONFIG ?= inference/configs/joint_default.toml
 PYTEST := MPLBACKEND=Agg $(BIN)/python -m pytest -q
 
-.PHONY: install run fit priors test test-fast data raw-manifest report replicate reports audit-report sensitivity-report grid-report bench clean-runs chromium
+.PHONY: install run fit priors test test-fast data raw-manifest report replicate reports audit-report sensitivity-report eta-path-report grid-report bench clean-runs chromium
 
 $(BIN)/allypot: pyproject.toml requirements.lock
 	@echo "installing the pinned dependencies into $(VENV)/ (a few minutes the first time)"
@@ -79,6 +79,15 @@ sensitivity-report: install
 	rm -rf reports/sensitivity/power_scaling reports/sensitivity/influence
 	$(BIN)/allypot sensitivity $(RUN) --out reports/sensitivity/power_scaling --quiet
 	$(BIN)/allypot influence $(RUN) --out reports/sensitivity/influence --quiet
+
+# reports/sensitivity/eta_path/: the effect from cut (eta 0) to joint (eta 1) on RUN's analysis, five
+# smi fits (about 12 min each on 2 cores at 4 x 1000 draws; smi run folders already in runs/ are read
+# back), e.g. the default grid's reference cell:
+#   make eta-path-report RUN=runs/<stamp>-joint-grid-ee638b686ba0
+eta-path-report: install
+	@test -n "$(RUN)" || { echo "give RUN=runs/<a run folder>"; exit 2; }
+	rm -rf reports/sensitivity/eta_path
+	$(BIN)/allypot sensitivity $(RUN) --eta 0,0.25,0.5,0.75,1 --out reports/sensitivity/eta_path
 
 # regenerate the committed reports/ on purpose (Bambi digits differ from run to run)
 reports: install

@@ -107,7 +107,9 @@ def eta_path_report(table: pd.DataFrame, source_run: Path, config: dict) -> str:
         "",
         f"Semi-modular inference on the config of `{source_run}` (specification "
         f"`{config['model']['specification']}`, family `{config['model']['family']}`, seed {config['run']['seed']}, "
-        f"{config['cut']['measurement_draws']} measurement draws per eta). eta weighs the outcome's likelihood in the "
+        f"stage one {config['sampler']['chains']} chains x {config['sampler']['draws']} draws after "
+        f"{config['sampler']['tune']} tuning steps, {config['cut']['measurement_draws']} measurement draws per eta, each "
+        f"regression fit 2 chains x {config['cut']['draws_per_fit']} draws). eta weighs the outcome's likelihood in the "
         "posterior of the measures: 0 is cut, 1 is joint. Effect on the expected share per unit of alliance "
         "potential; 90% equal-tailed intervals; R-hat is the worst within one regression fit.",
         "",
