@@ -72,7 +72,13 @@ def test_joint_effect_agrees_with_the_oracle_given_true_potential(simulated_fits
     oracle = run_model_once(model, config)
     joint = fits["joint"].idata["posterior"]["potential_effect"].to_numpy().ravel()
     oracle_draws = oracle["posterior"]["potential_effect"].to_numpy().ravel()
-    assert abs(joint.mean() - oracle_draws.mean()) < 0.75 * joint.std()
+    # The joint posterior conditions on less than the oracle (the potential's measurements, not the
+    # potential), so under the model their means differ by E[(joint mean - oracle mean)^2] =
+    # var(joint) - var(oracle), plus Monte Carlo error (about 100 effective draws each). A fixed
+    # 0.75 joint SDs was too tight for this: on another machine the same seeds gave 0.88 joint SDs
+    # (+0.0019). Calibration against the truth is SBC's job (README "Calibration").
+    expected_sd = np.sqrt(max(joint.var() - oracle_draws.var(), 0.0) + (joint.var() + oracle_draws.var()) / 100)
+    assert abs(joint.mean() - oracle_draws.mean()) < 2.5 * expected_sd
     assert joint.std() >= 0.9 * oracle_draws.std()  # measuring potential cannot make us surer
 
 
