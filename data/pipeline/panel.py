@@ -107,6 +107,19 @@ INPUT_TABLES = ("covariates", "troops_country_year", "armed_forces", "casualties
                 "un_agreement", "ideal_points")
 
 
+def scaled_outcomes(troops: pd.Series, gdp: pd.Series, population: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """The robustness outcomes: troops per billion of GDP and per million population."""
+    gdp, population = gdp.astype("float64"), population.astype("float64")
+    return (troops / (gdp / 1000.0)).where(gdp > 0), (troops / population).where(population > 0)
+
+
+def read_input_tables(tables_dir: Path) -> dict[str, pd.DataFrame]:
+    """The component tables the panel is joined from, read and checked."""
+    from allypot.data.catalog import SCHEMAS
+
+    return {name: read_table(Path(tables_dir) / f"{name}.csv", SCHEMAS[name]) for name in INPUT_TABLES}
+
+
 def build_panel(tables: dict[str, pd.DataFrame], log: ExclusionLog, universe: str = "defence_offence") -> pd.DataFrame:
     """Join the component tables onto the COW state-year skeleton.
 
@@ -134,8 +147,7 @@ def build_panel(tables: dict[str, pd.DataFrame], log: ExclusionLog, universe: st
         raise ValueError(
             "troops exceed armed forces for " + ", ".join(f"{c}/{y}" for c, y in panel.loc[over, key].itertuples(index=False))
         )
-    panel["troops_per_gdp"] = (troops_f / (panel["gdp"] / 1000.0)).where(panel["gdp"] > 0)
-    panel["troops_per_capita"] = (troops_f / panel["population"]).where(panel["population"] > 0)
+    panel["troops_per_gdp"], panel["troops_per_capita"] = scaled_outcomes(troops_f, panel["gdp"], panel["population"])
 
     cas = tables["casualties"]
     panel = panel.merge(cas, on=key, how="left")
@@ -163,10 +175,8 @@ def build_panel(tables: dict[str, pd.DataFrame], log: ExclusionLog, universe: st
 
 def write_panel(tables_dir: Path, out_dir: Path, log: ExclusionLog, rules: AllianceRules | None = None) -> Path:
     """Build and write panel.csv; the alliance rules (default: build_config.toml) go to its meta 'rules'."""
-    from allypot.data.catalog import SCHEMAS
-
     rules = rules or load_alliance_rules()
-    tables = {name: read_table(Path(tables_dir) / f"{name}.csv", SCHEMAS[name]) for name in INPUT_TABLES}
+    tables = read_input_tables(tables_dir)
     panel = build_panel(tables, log, rules.universe)
     sources = {f"data/tables/{n}.csv": sha256_file(Path(tables_dir) / f"{n}.csv") for n in INPUT_TABLES}
     path = Path(out_dir) / "panel.csv"

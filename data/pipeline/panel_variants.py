@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from allypot.data.pipeline import troops
 from allypot.data.pipeline.alliances import AllianceRules, load_alliance_rules
-from allypot.data.pipeline.panel import INPUT_TABLES, PANEL_SCHEMA, build_panel
+from allypot.data.pipeline.panel import INPUT_TABLES, PANEL_SCHEMA, build_panel, read_input_tables, scaled_outcomes
 from allypot.data.pipeline.published import PUBLISHED_SCHEMA
 from allypot.data.schema import ExclusionLog, read_table, sha256_file, write_table
 
@@ -64,17 +64,11 @@ def _observations(tables_dir: Path) -> pd.DataFrame:
     return obs.astype({"ccode": "int64", "year": "int64", "troops": "int64"})
 
 
-def read_inputs(tables_dir: Path) -> dict[str, pd.DataFrame]:
-    from allypot.data.catalog import SCHEMAS
-
-    return {name: read_table(Path(tables_dir) / f"{name}.csv", SCHEMAS[name]) for name in INPUT_TABLES}
-
-
 def placemat_panel(tables_dir: Path, rule: str, troop_rules: troops.TroopRules, universe: str,
                    log: ExclusionLog) -> pd.DataFrame:
     """The rebuilt panel with troops recombined from the observations under placemat ``rule``."""
     variant_rules = dataclasses.replace(troop_rules, placemat_rule=rule)
-    inputs = read_inputs(tables_dir)
+    inputs = read_input_tables(tables_dir)
     inputs["troops_country_year"] = troops.build_troops_country_year(_observations(tables_dir), variant_rules, log)
     return build_panel(inputs, log, universe)
 
@@ -101,9 +95,8 @@ def published_share_panel(panel: pd.DataFrame, published: pd.DataFrame, log: Exc
                                            index=out.index, dtype="string")
     out["armed_forces_fallback"] = False
     out["share"] = merged["share"].astype("float64").to_numpy()
-    gdp, population = out["gdp"].astype("float64"), out["population"].astype("float64")
-    out["troops_per_gdp"] = (out["troops_afghanistan"] / (gdp / 1000.0)).where(gdp > 0)
-    out["troops_per_capita"] = (out["troops_afghanistan"] / population).where(population > 0)
+    out["troops_per_gdp"], out["troops_per_capita"] = scaled_outcomes(out["troops_afghanistan"], out["gdp"],
+                                                                      out["population"])
     lost = out["share"].isna() & panel["share"].notna()
     log.exclude(PUBLISHED_SHARE_FILE, "rebuilt share present, no published share (the state-year has no outcome "
                 "in this panel)", out[lost], KEY + ["stateabb"])
