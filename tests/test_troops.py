@@ -138,8 +138,10 @@ def test_placemat_only_ignores_iiss_isaf():
     assert 3 not in cy.index and cy.loc[1, "troops_source"] == "placemat 2009-10-01 + iiss OEF MB2010"
 
 
-def _zero_obs() -> pd.DataFrame:
-    """Nation 1: placemat prints 0, IISS 720. Nation 2: IISS prints 0, placemat 50. Nation 3: both 0."""
+def _zero_obs(counts: str = "int64") -> pd.DataFrame:
+    """Nation 1: placemat prints 0, IISS 720. Nation 2: IISS prints 0, placemat 50. Nation 3: both 0.
+    Nation 4: placemat prints 0, no IISS figure. ``counts``: the dtype of ccode, year and troops
+    (read_table gives pandas' nullable Int64)."""
     rows = [
         dict(ccode=1, year=2012, source="placemat", source_detail="2012-12-03", mission="ISAF", troops=0),
         dict(ccode=1, year=2012, source="iiss", source_detail="MB2013", mission="ISAF", troops=720),
@@ -147,24 +149,26 @@ def _zero_obs() -> pd.DataFrame:
         dict(ccode=2, year=2012, source="iiss", source_detail="MB2013", mission="ISAF", troops=0),
         dict(ccode=3, year=2012, source="placemat", source_detail="2012-12-03", mission="ISAF", troops=0),
         dict(ccode=3, year=2012, source="iiss", source_detail="MB2013", mission="ISAF", troops=0),
+        dict(ccode=4, year=2012, source="placemat", source_detail="2012-12-03", mission="ISAF", troops=0),
     ]
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).astype({"ccode": counts, "year": counts, "troops": counts})
 
 
 @pytest.mark.parametrize(
     ("combine", "zero_rule", "expected", "replaced"),
     [
-        ("placemat_first", True, {1: 720, 2: 50, 3: 0}, {1}),
-        ("placemat_first", False, {1: 0, 2: 50, 3: 0}, set()),
-        ("iiss_first", True, {1: 720, 2: 50, 3: 0}, {2}),
-        ("iiss_first", False, {1: 720, 2: 0, 3: 0}, set()),
-        ("placemat_only", True, {1: 0, 2: 50, 3: 0}, set()),
+        ("placemat_first", True, {1: 720, 2: 50, 3: 0, 4: 0}, {1}),
+        ("placemat_first", False, {1: 0, 2: 50, 3: 0, 4: 0}, set()),
+        ("iiss_first", True, {1: 720, 2: 50, 3: 0, 4: 0}, {2}),
+        ("iiss_first", False, {1: 720, 2: 0, 3: 0, 4: 0}, set()),
+        ("placemat_only", True, {1: 0, 2: 50, 3: 0, 4: 0}, set()),
     ],
 )
-def test_printed_zero_yields_to_positive_figure_of_other_source(combine, zero_rule, expected, replaced):
+@pytest.mark.parametrize("counts", ["int64", "Int64"])
+def test_printed_zero_yields_to_positive_figure_of_other_source(combine, zero_rule, expected, replaced, counts):
     log = ExclusionLog()
     rules = T.TroopRules(combine=combine, zero_yields_to_positive=zero_rule)
-    cy = T.build_troops_country_year(_zero_obs(), rules, log).set_index("ccode")
+    cy = T.build_troops_country_year(_zero_obs(counts), rules, log).set_index("ccode")
     assert cy["troops_isaf"].to_dict() == expected
     assert set(cy.index[cy["isaf_zero_replaced"]]) == replaced
     logged = [e for e in log.entries if "printed 0" in e.reason]

@@ -120,8 +120,12 @@ def read_input_tables(tables_dir: Path) -> dict[str, pd.DataFrame]:
     return {name: read_table(Path(tables_dir) / f"{name}.csv", SCHEMAS[name]) for name in INPUT_TABLES}
 
 
-def build_panel(tables: dict[str, pd.DataFrame], log: ExclusionLog, universe: str = "defence_offence") -> pd.DataFrame:
+def build_panel(tables: dict[str, pd.DataFrame], log: ExclusionLog, universe: str = "defence_offence",
+                table: str = "panel.csv") -> pd.DataFrame:
     """Join the component tables onto the COW state-year skeleton.
+
+    ``table`` names the file the panel becomes, in the exclusion log (an alternative panel is
+    built by this function too).
 
     ``us_ally``/``n_us_alliances`` count the alliances of ``universe`` (see
     ``alliances.UNIVERSES``); ``us_ally_all``/``n_us_alliances_all`` count every alliance.
@@ -169,7 +173,7 @@ def build_panel(tables: dict[str, pd.DataFrame], log: ExclusionLog, universe: st
     panel = panel.merge(ideal, on=key, how="left")
     for column in ("share", "polity2", "un_votes", "ideal_point", "gdp", "dist_kabul_km"):
         missing = panel[panel[column].isna()]
-        log.exclude("panel.csv", f"{column} missing (kept as an empty cell)", missing, ["ccode", "year"])
+        log.exclude(table, f"{column} missing (kept as an empty cell)", missing, ["ccode", "year"])
     return panel[PANEL_SCHEMA.column_names]
 
 

@@ -57,20 +57,14 @@ def variant_files(rules: troops.TroopRules | None = None) -> dict[str, str]:
     return files
 
 
-def _observations(tables_dir: Path) -> pd.DataFrame:
-    """troop_observations as the troop build made them: plain int64 counts (pandas' nullable
-    Int64, which the reader gives, turns printed zeros into missing figures in the combination)."""
-    obs = read_table(Path(tables_dir) / "troop_observations.csv", troops.TROOP_OBSERVATIONS_SCHEMA)
-    return obs.astype({"ccode": "int64", "year": "int64", "troops": "int64"})
-
-
 def placemat_panel(tables_dir: Path, rule: str, troop_rules: troops.TroopRules, universe: str,
                    log: ExclusionLog) -> pd.DataFrame:
     """The rebuilt panel with troops recombined from the observations under placemat ``rule``."""
     variant_rules = dataclasses.replace(troop_rules, placemat_rule=rule)
     inputs = read_input_tables(tables_dir)
-    inputs["troops_country_year"] = troops.build_troops_country_year(_observations(tables_dir), variant_rules, log)
-    return build_panel(inputs, log, universe)
+    inputs["troops_country_year"] = troops.build_troops_country_year(
+        read_table(Path(tables_dir) / "troop_observations.csv", troops.TROOP_OBSERVATIONS_SCHEMA), variant_rules, log)
+    return build_panel(inputs, log, universe, table=placemat_file(rule))
 
 
 def published_share_panel(panel: pd.DataFrame, published: pd.DataFrame, log: ExclusionLog) -> pd.DataFrame:

@@ -333,7 +333,9 @@ def zero_replaced(table: pd.DataFrame, use_pm: pd.Series, use_iiss: pd.Series, r
         return pd.Series(False, index=table.index)
     chosen = table["pm_isaf"].where(use_pm, table["iiss_isaf"].where(use_iiss))
     other = table["iiss_isaf"].where(use_pm, table["pm_isaf"].where(use_iiss))
-    return (chosen == 0) & (other > 0)
+    # a missing figure is "not 0" and "not positive": with nullable counts (read_table's Int64) the
+    # comparisons give NA, which would blank the chosen figure downstream, so NA is made False here
+    return (chosen.eq(0).fillna(False) & other.gt(0).fillna(False)).astype(bool)
 
 
 def build_troops_country_year(obs: pd.DataFrame, rules: TroopRules, log: ExclusionLog) -> pd.DataFrame:
