@@ -81,9 +81,10 @@ sensitivity-report: install
 	$(BIN)/allypot influence $(RUN) --out reports/sensitivity/influence --quiet
 
 # reports/sensitivity/eta_path/: the effect from cut (eta 0) to joint (eta 1) on RUN's analysis, five
-# smi fits (about 12 min each on 2 cores at 4 x 1000 draws; smi run folders already in runs/ are read
-# back), e.g. the default grid's reference cell:
-#   make eta-path-report RUN=runs/<stamp>-joint-grid-ee638b686ba0
+# smi fits (smi run folders already in runs/ are read back). The committed one is RUN = a joint fit of
+# inference/configs/eta_path.toml (regression fits at 2 x 500 draws; about 7 min an eta on 2 cores):
+#   .venv/bin/allypot fit inference/configs/eta_path.toml
+#   make eta-path-report RUN=runs/<stamp>-joint-eta500-2aa498ef0b00
 eta-path-report: install
 	@test -n "$(RUN)" || { echo "give RUN=runs/<a run folder>"; exit 2; }
 	rm -rf reports/sensitivity/eta_path
