@@ -86,10 +86,17 @@ def eta_path(config: dict, etas: list[float], tables_dir: Path, runs_dir: Path, 
 
 
 def plot_eta_path(table: pd.DataFrame, title: str):
-    """Effect median and 90% band against eta (0 = cut, 1 = joint)."""
+    """Effect median and 90% band against eta (0 = cut, 1 = joint); an eta whose run failed a
+    convergence check gets a hollow marker, as in the grid's forest plot."""
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.fill_between(table["eta"], table["q05"], table["q95"], alpha=0.25, label="90% interval")
-    ax.plot(table["eta"], table["median"], marker="o", label="median")
+    (line,) = ax.plot(table["eta"], table["median"], label="median")
+    converged = table["converged"].astype(bool)
+    ax.plot(table["eta"][converged], table["median"][converged], ls="none", marker="o", color=line.get_color(),
+            label="run passed every convergence check")
+    if (~converged).any():
+        ax.plot(table["eta"][~converged], table["median"][~converged], ls="none", marker="o",
+                markerfacecolor="white", color=line.get_color(), label="run failed a convergence check")
     ax.axhline(0.0, color="grey", lw=0.8, ls="--")
     ax.set_xlabel("eta: weight of the outcome on the measures (0 = cut, 1 = joint)")
     ax.set_ylabel("alliance-potential effect")
