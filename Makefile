@@ -82,7 +82,7 @@ sensitivity-report: install
 
 # reports/sensitivity/eta_path/: the effect from cut (eta 0) to joint (eta 1) on RUN's analysis, five
 # smi fits (smi run folders already in runs/ are read back). The committed one is RUN = a joint fit of
-# inference/configs/eta_path.toml (regression fits at 2 x 500 draws; about 7 min an eta on 2 cores):
+# inference/configs/eta_path.toml (regression fits at 2 x 500 draws; about 6 min an eta on 2 idle cores):
 #   .venv/bin/allypot fit inference/configs/eta_path.toml
 #   make eta-path-report RUN=runs/<stamp>-joint-eta500-2aa498ef0b00
 eta-path-report: install
