@@ -21,7 +21,7 @@ import pandas as pd
 from allypot.inference.fit import fit_config
 from allypot.inference.runs import compute_run_id, data_hash, package_versions, run_data_files
 from allypot.markdown import markdown_table
-from allypot.sensitivity.grid import cached_summary, summarise_run
+from allypot.sensitivity.grid import CONVERGED_LABEL, NOT_CONVERGED_LABEL, cached_summary, summarise_run
 
 TABLE_COLUMNS = ["eta", "median", "q05", "q95", "p_positive", "rhat", "ess_bulk", "divergences", "converged",
                  "seconds", "status", "run"]
@@ -93,10 +93,10 @@ def plot_eta_path(table: pd.DataFrame, title: str):
     (line,) = ax.plot(table["eta"], table["median"], label="median")
     converged = table["converged"].astype(bool)
     ax.plot(table["eta"][converged], table["median"][converged], ls="none", marker="o", color=line.get_color(),
-            label="run passed every convergence check")
+            label=CONVERGED_LABEL)
     if (~converged).any():
         ax.plot(table["eta"][~converged], table["median"][~converged], ls="none", marker="o",
-                markerfacecolor="white", color=line.get_color(), label="run failed a convergence check")
+                markerfacecolor="white", color=line.get_color(), label=NOT_CONVERGED_LABEL)
     ax.axhline(0.0, color="grey", lw=0.8, ls="--")
     ax.set_xlabel("eta: weight of the outcome on the measures (0 = cut, 1 = joint)")
     ax.set_ylabel("alliance-potential effect")

@@ -119,13 +119,14 @@ def test_sensitivity_eta_rejects_a_bad_list_before_reading_the_run(tmp_path, cap
 def test_eta_plot_marks_the_etas_whose_run_failed_its_checks_hollow():
     import pandas as pd
     from allypot.sensitivity.eta_path import TABLE_COLUMNS, plot_eta_path
+    from allypot.sensitivity.grid import CONVERGED_LABEL, NOT_CONVERGED_LABEL
 
     rows = [dict.fromkeys(TABLE_COLUMNS) | {"eta": eta, "median": 0.0, "q05": -1.0, "q95": 1.0, "converged": ok}
             for eta, ok in ((0.0, True), (0.5, False), (1.0, True))]
     fig = plot_eta_path(pd.DataFrame(rows), "t")
     by_label = {line.get_label(): line for line in fig.axes[0].get_lines()}
-    assert list(by_label["run failed a convergence check"].get_xdata()) == [0.5]
-    assert by_label["run failed a convergence check"].get_markerfacecolor() == "white"
-    assert list(by_label["run passed every convergence check"].get_xdata()) == [0.0, 1.0]
+    assert list(by_label[NOT_CONVERGED_LABEL].get_xdata()) == [0.5]
+    assert by_label[NOT_CONVERGED_LABEL].get_markerfacecolor() == "white"
+    assert list(by_label[CONVERGED_LABEL].get_xdata()) == [0.0, 1.0]
     all_passed = plot_eta_path(pd.DataFrame(rows).assign(converged=True), "t")
-    assert "run failed a convergence check" not in {line.get_label() for line in all_passed.axes[0].get_lines()}
+    assert NOT_CONVERGED_LABEL not in {line.get_label() for line in all_passed.axes[0].get_lines()}
